@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 7071
+
+.PHONY: venv run test lint lint-python sim connector bench soak clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## venv: create .venv and install runtime and development dependencies
+venv: $(STAMP)
+
+## run: serve the function app on 127.0.0.1:$(PORT)/api (local simulator when no credentials are set)
+run: venv
+	PORT=$(PORT) $(BIN)/python -m gateway.devserver
+
+## sim: run the local Entra ID + Partner Center simulator on its own
+sim: venv
+	$(BIN)/python -m simulator
+
+## test: lint, type-check, infrastructure checks, then the whole test suite
+test: lint
+	$(BIN)/python -m pytest
+
+## lint: ruff, mypy and the infrastructure checks
+lint: lint-python lint-infra
+
+lint-python: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# >>> infrastructure checks (owned by infra/)
+.PHONY: lint-infra
+lint-infra:
+	@echo "infrastructure checks: not yet wired"
+# <<< infrastructure checks
+
+clean:
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis
