@@ -1,0 +1,85 @@
+"""A client for the Microsoft Partner Center REST API with App+User tokens.
+
+It knows nothing of Azure Functions: it could be published on its own.
+"""
+
+from ._client import MAX_CACHED_LINKS, PartnerCenterClient
+from ._config import SETTING_NAMES, SETTINGS, CredentialKind, Settings, SettingSpec
+from ._errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    BadResponseError,
+    CallerTokenRejectedError,
+    ConfigurationError,
+    ConsentExpiredError,
+    ConsentRequiredError,
+    InvalidArgumentError,
+    InvalidClientCredentialError,
+    MfaRequiredError,
+    NotFoundError,
+    PartnerCenterError,
+    PermissionDeniedError,
+    ServiceUserNotConfiguredError,
+    ThrottledError,
+    UnauthorizedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from ._ids import is_guid
+from ._models import (
+    Agreement,
+    AgreementCollection,
+    AgreementType,
+    PrimaryContact,
+    RelationshipRequest,
+)
+from ._tokens import (
+    SERVICE_USER,
+    OnBehalfOf,
+    Principal,
+    ServiceUser,
+    TokenCache,
+    TokenProvider,
+)
+
+__all__ = [
+    "MAX_CACHED_LINKS",
+    "SERVICE_USER",
+    "SETTINGS",
+    "SETTING_NAMES",
+    "Agreement",
+    "AgreementCollection",
+    "AgreementType",
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BadResponseError",
+    "CallerTokenRejectedError",
+    "ConfigurationError",
+    "ConsentExpiredError",
+    "ConsentRequiredError",
+    "CredentialKind",
+    "InvalidArgumentError",
+    "InvalidClientCredentialError",
+    "MfaRequiredError",
+    "NotFoundError",
+    "OnBehalfOf",
+    "PartnerCenterClient",
+    "PartnerCenterError",
+    "PermissionDeniedError",
+    "PrimaryContact",
+    "Principal",
+    "RelationshipRequest",
+    "ServiceUser",
+    "ServiceUserNotConfiguredError",
+    "SettingSpec",
+    "Settings",
+    "ThrottledError",
+    "TokenCache",
+    "TokenProvider",
+    "UnauthorizedError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "is_guid",
+]

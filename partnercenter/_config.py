@@ -1,0 +1,227 @@
+"""Configuration: every setting the service reads, read and validated once into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ._errors import ConfigurationError
+
+DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One environment setting: its name, whether it is secret, and whether the templates set it."""
+
+    name: str
+    description: str
+    default: str | None = None
+    secret: bool = False
+    #: False for alternatives the Azure templates do not use (e.g. a certificate file path).
+    deployed: bool = True
+
+
+#: Every setting the service reads, in one place. The infrastructure templates, the README and the
+#: health endpoint are checked against this list.
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("PARTNER_CENTER_API_URL", "Partner Center REST base URL.", DEFAULT_API_URL),
+    SettingSpec(
+        "PARTNER_CENTER_SCOPE",
+        "Delegated scope requested for Partner Center tokens (change for other clouds).",
+        DEFAULT_SCOPE,
+    ),
+    SettingSpec(
+        "AZURE_AUTHORITY_HOST", "Entra ID authority host (any https host).", DEFAULT_AUTHORITY_HOST
+    ),
+    SettingSpec("AZURE_TENANT_ID", "The partner's Entra tenant id (GUID)."),
+    SettingSpec("AZURE_CLIENT_ID", "The gateway's app registration (client) id (GUID)."),
+    SettingSpec("AZURE_CLIENT_SECRET", "Client secret of the app registration.", secret=True),
+    SettingSpec(
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "PEM file holding the app's certificate and private key (instead of a secret).",
+        deployed=False,
+    ),
+    SettingSpec(
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "Password of the certificate's private key, if it has one.",
+        secret=True,
+        deployed=False,
+    ),
+    SettingSpec(
+        "AZURE_FEDERATED_IDENTITY_CLIENT_ID",
+        "Client id of a user-assigned managed identity whose token is the app's federated "
+        "credential (no secret at all).",
+    ),
+    SettingSpec(
+        "PARTNER_CENTER_REFRESH_TOKEN",
+        "Refresh token of the consented service user (Secure Application Model), for callers "
+        "that have no user.",
+        secret=True,
+    ),
+    SettingSpec("PARTNER_CENTER_LOCALE", "X-Locale sent to Partner Center.", "en-US"),
+    SettingSpec(
+        "PARTNER_CENTER_APPLICATION_NAME",
+        "MS-PartnerCenter-Application header value.",
+        "PartnerCenterGateway",
+    ),
+    SettingSpec(
+        "PARTNER_CENTER_DEADLINE_SECONDS",
+        "Time budget of one call, retries and token exchange included (Power Automate gives up "
+        "at 120 s).",
+        "60",
+    ),
+    SettingSpec("PARTNER_CENTER_MAX_ATTEMPTS", "Attempts per call, the first one included.", "5"),
+    SettingSpec("TOKEN_CACHE_MAX_USERS", "Users whose Partner Center tokens are cached.", "10000"),
+    SettingSpec(
+        "RELATIONSHIP_REQUEST_CACHE_SECONDS",
+        "How long a partner's relationship request URL is cached (0 turns the cache off).",
+        "3600",
+    ),
+    SettingSpec(
+        "PYTHON_THREADPOOL_THREAD_COUNT",
+        "Functions worker threads (platform setting); sizes the connection pool.",
+        "",
+    ),
+)
+
+SETTING_NAMES: frozenset[str] = frozenset(spec.name for spec in SETTINGS)
+
+
+class CredentialKind(StrEnum):
+    """How the app registration proves its identity to Entra ID."""
+
+    SECRET = "secret"  # noqa: S105 - a kind of credential, not one
+    CERTIFICATE = "certificate"
+    FEDERATED = "federated"
+
+
+Guid = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
+
+
+class Settings(BaseModel):
+    """The validated configuration of the Partner Center client."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partner_center_api_url: str = DEFAULT_API_URL
+    partner_center_scope: str = DEFAULT_SCOPE
+    azure_authority_host: str = DEFAULT_AUTHORITY_HOST
+    azure_tenant_id: Guid
+    azure_client_id: Guid
+    azure_client_secret: SecretStr | None = None
+    azure_client_certificate_path: Path | None = None
+    azure_client_certificate_password: SecretStr | None = None
+    azure_federated_identity_client_id: Guid | None = None
+    partner_center_refresh_token: SecretStr | None = None
+    partner_center_locale: str = Field(
+        default="en-US", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+    )
+    partner_center_application_name: str = Field(
+        default="PartnerCenterGateway", min_length=1, max_length=100, pattern=r"^[\x21-\x7e ]+$"
+    )
+    partner_center_deadline_seconds: float = Field(default=60.0, gt=0, le=115)
+    partner_center_max_attempts: int = Field(default=5, ge=1, le=10)
+    token_cache_max_users: int = Field(default=10000, ge=1, le=10_000_000)
+    relationship_request_cache_seconds: float = Field(default=3600.0, ge=0)
+    python_threadpool_thread_count: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("partner_center_api_url", "azure_authority_host")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("partner_center_scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.path.strip("/"):
+            raise ValueError("must be a scope URI such as https://host/user_impersonation")
+        return value
+
+    @field_validator("azure_client_certificate_path")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @property
+    def credential_kind(self) -> CredentialKind:
+        """Which client credential is configured (exactly one is)."""
+        if self.azure_client_secret is not None:
+            return CredentialKind.SECRET
+        if self.azure_client_certificate_path is not None:
+            return CredentialKind.CERTIFICATE
+        return CredentialKind.FEDERATED
+
+    @property
+    def authority(self) -> str:
+        """The tenant's authority URL as MSAL takes it."""
+        return f"{self.azure_authority_host}/{self.azure_tenant_id}"
+
+    @property
+    def pool_size(self) -> int:
+        """Connections kept per host: at least as many as the worker threads."""
+        threads = self.python_threadpool_thread_count or min(32, (os.cpu_count() or 1) + 4)
+        return max(32, threads)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from the environment, failing with the name of any bad setting."""
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for spec in SETTINGS:
+            raw = env.get(spec.name, "").strip()
+            if raw:
+                values[spec.name.lower()] = raw
+        credentials = [
+            name
+            for name in (
+                "AZURE_CLIENT_SECRET",
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                "AZURE_FEDERATED_IDENTITY_CLIENT_ID",
+            )
+            if name.lower() in values
+        ]
+        if len(credentials) != 1:
+            found = ", ".join(credentials) or "none"
+            raise ConfigurationError(
+                "Set exactly one client credential: AZURE_CLIENT_SECRET, "
+                "AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_IDENTITY_CLIENT_ID "
+                f"(found: {found}).",
+                setting="AZURE_CLIENT_SECRET",
+            )
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            first = err.errors()[0]
+            name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+            if first["type"] == "missing":
+                message = f"{name} is required."
+            else:
+                message = f"{name} is invalid: {first['msg']}."
+            raise ConfigurationError(message, setting=name) from None
+
+
+__all__ = [
+    "SETTINGS",
+    "SETTING_NAMES",
+    "CredentialKind",
+    "SettingSpec",
+    "Settings",
+]

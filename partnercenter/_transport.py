@@ -1,0 +1,325 @@
+"""HTTP transport: one pooled session, Partner Center headers, retries within one deadline."""
+
+from __future__ import annotations
+
+import contextvars
+import email.utils
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ._errors import (
+    ApiError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    Service,
+    ThrottledError,
+    UnauthorizedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from ._ids import new_guid
+
+logger = logging.getLogger("partnercenter")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+#: Statuses worth another attempt. 501 and 505 will not change, so they are not here.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 506, 507, 508, 509, 510, 511})
+
+CONNECT_TIMEOUT = 5.0
+#: Longest wait for one answer; a shorter remaining deadline wins.
+READ_TIMEOUT = 30.0
+
+
+class Deadline:
+    """The time budget of one logical call, shared by its token exchange and its retries."""
+
+    def __init__(self, seconds: float, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self.expires_at = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.expires_at - self._clock())
+
+    def timeout(self, cap: float) -> float:
+        """A socket timeout for the next wait: ``cap`` or what is left, whichever is less."""
+        return max(0.001, min(cap, self.remaining()))
+
+
+_current_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "partnercenter_deadline", default=None
+)
+
+
+@contextmanager
+def deadline_scope(deadline: Deadline) -> Iterator[Deadline]:
+    """Make ``deadline`` the one that network calls in this context (MSAL's too) respect."""
+    token = _current_deadline.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _current_deadline.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the call in progress in this context, if any."""
+    return _current_deadline.get()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which failures are retried and how long to wait between attempts."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Full-jitter exponential backoff before attempt ``attempt + 1`` (``attempt`` >= 1)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return float(ceiling * (0.5 + rng() / 2))
+
+    @staticmethod
+    def is_retryable(status: int) -> bool:
+        """True for statuses that may succeed on another attempt."""
+        return status in RETRYABLE_STATUSES
+
+
+_TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, min(seconds, 86400.0))
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """What an error answer says, whichever of Partner Center's shapes it came in."""
+
+    code: str | None = None
+    description: str | None = None
+    retryable: bool | None = None
+    retry_after: float | None = None
+
+
+def parse_error_body(body: bytes) -> ErrorBody:
+    """Read an error body: documented, newer and gateway shapes; anything else as text."""
+    text = body.decode("utf-8-sig", errors="replace").strip()
+    if not text:
+        return ErrorBody()
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        return ErrorBody(description=_plain_text(text))
+    if not isinstance(data, dict):
+        return ErrorBody(description=_plain_text(text))
+    code = data.get("code", data.get("errorCode"))
+    if code is None and "statusCode" in data:
+        code = data["statusCode"]
+    description = data.get("description") or data.get("message") or data.get("errorMessage")
+    retryable = data.get("isRetryable")
+    retry_after = None
+    if isinstance(data.get("message"), str):
+        match = _TRY_AGAIN.search(data["message"])
+        if match:
+            retry_after = float(match.group(1))
+    return ErrorBody(
+        code=str(code) if code is not None else None,
+        description=str(description)[:500] if description is not None else None,
+        retryable=retryable if isinstance(retryable, bool) else None,
+        retry_after=retry_after,
+    )
+
+
+def _plain_text(text: str) -> str:
+    # An HTML error page: keep its title or first words, not the markup.
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        text = title.group(1)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return " ".join(text.split())[:200]
+
+
+_STATUS_ERRORS: Mapping[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+}
+
+
+def error_for_status(
+    status: int,
+    body: bytes,
+    *,
+    retry_after: float | None,
+    request_id: str | None,
+    correlation_id: str | None,
+    service: Service = "partnercenter",
+) -> ApiError:
+    """The typed error for an HTTP error answer."""
+    info = parse_error_body(body)
+    who = "Partner Center" if service == "partnercenter" else "Entra ID"
+    detail = f": {info.description}" if info.description else ""
+    common: dict[str, Any] = {
+        "code": info.code,
+        "description": info.description,
+        "request_id": request_id,
+        "correlation_id": correlation_id,
+        "service": service,
+    }
+    if status == 429:
+        return ThrottledError(
+            f"{who} throttled the call{detail}",
+            retry_after=retry_after if retry_after is not None else info.retry_after,
+            **common,
+        )
+    error_type = _STATUS_ERRORS.get(status, UpstreamError)
+    return error_type(f"{who} answered {status}{detail}", status=status, **common)
+
+
+def build_session(pool_size: int) -> requests.Session:
+    """A session whose pool keeps ``pool_size`` connections per host and never retries itself."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class Transport:
+    """Sends Partner Center requests with its headers, retrying within the call's deadline."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        *,
+        locale: str,
+        application_name: str,
+        policy: RetryPolicy,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._static_headers = {
+            "Accept": "application/json",
+            "MS-Contract-Version": "v1",
+            "X-Locale": locale,
+            "MS-PartnerCenter-Application": application_name,
+        }
+        self.policy = policy
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def get(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        token: str,
+        correlation_id: str,
+        deadline: Deadline,
+    ) -> tuple[requests.Response, str]:
+        """GET ``path``; returns the success response and the request id it was sent with."""
+        request_id = new_guid()  # kept across retries: Partner Center's idempotency key
+        headers = {
+            **self._static_headers,
+            "Authorization": f"Bearer {token}",
+            "MS-RequestId": request_id,
+            "MS-CorrelationId": correlation_id,
+        }
+        url = self._base_url + path
+        ids: dict[str, Any] = {"request_id": request_id, "correlation_id": correlation_id}
+        attempt = 0
+        while True:
+            attempt += 1
+            if deadline.remaining() <= 0:
+                raise UpstreamTimeoutError(
+                    f"No answer from Partner Center within the deadline ({attempt - 1} attempts).",
+                    **ids,
+                )
+            started = self._clock()
+            try:
+                response = self._session.get(
+                    url,
+                    params=params,
+                    headers=headers,
+                    timeout=(deadline.timeout(CONNECT_TIMEOUT), deadline.timeout(READ_TIMEOUT)),
+                    allow_redirects=False,
+                )
+            except requests.Timeout as err:
+                failure: ApiError | UpstreamTimeoutError = UpstreamTimeoutError(
+                    f"Partner Center did not answer in time ({type(err).__name__}).", **ids
+                )
+                status = None
+            except requests.RequestException as err:
+                failure = UpstreamError(
+                    f"Could not reach Partner Center ({type(err).__name__}).", **ids
+                )
+                status = None
+            else:
+                status = response.status_code
+                logger.info(
+                    "partner center GET %s -> %s in %.0f ms (attempt %d)",
+                    path,
+                    status,
+                    (self._clock() - started) * 1000,
+                    attempt,
+                    extra={"request_id": request_id, "correlation_id": correlation_id},
+                )
+                if status < 400 and status not in (204, 301, 302, 303, 307, 308):
+                    return response, request_id
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                failure = error_for_status(status, response.content, retry_after=retry_after, **ids)
+                if not self.policy.is_retryable(status):
+                    raise failure
+            delay = self._next_delay(failure, attempt)
+            # Out of attempts, or the wait would pass the deadline: fail now, with the advice.
+            if attempt >= self.policy.max_attempts or delay >= deadline.remaining():
+                raise failure
+            logger.warning(
+                "partner center GET %s failed (%s); retry %d in %.2f s",
+                path,
+                status if status is not None else type(failure).__name__,
+                attempt,
+                delay,
+                extra={"request_id": request_id, "correlation_id": correlation_id},
+            )
+            self._sleep(delay)
+
+    def _next_delay(self, failure: Exception, attempt: int) -> float:
+        if isinstance(failure, ThrottledError) and failure.retry_after is not None:
+            return failure.retry_after
+        return self.policy.backoff(attempt, self._rng)
