@@ -42,6 +42,7 @@ from ._tokens import (
     TokenCache,
     TokenProvider,
 )
+from ._transport import build_session
 
 __all__ = [
     "MAX_CACHED_LINKS",
@@ -81,5 +82,6 @@ __all__ = [
     "UnauthorizedError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "build_session",
     "is_guid",
 ]

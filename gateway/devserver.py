@@ -1,0 +1,206 @@
+"""Serve the function app locally over HTTP, like Core Tools' ``func start`` (``make run``).
+
+No Functions host can be installed on every machine, so this hosts the app's own registered HTTP
+functions with Werkzeug: routes are read from the app, requests become ``func.HttpRequest`` and
+answers ``func.HttpResponse``. With no ``AZURE_CLIENT_ID`` set it starts the local simulator of
+Entra ID and Partner Center and points the service at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import azure.functions as func
+from azure.functions.decorators.http import HttpTrigger
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from .http import correlation_id_of, problem_response
+from .logs import configure_logging, correlation_scope
+from .problems import METHOD_NOT_ALLOWED, NOT_FOUND, problem
+
+logger = logging.getLogger("gateway.devserver")
+
+ROUTE_PREFIX = "/api"
+_ROUTE_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """An HTTP-triggered function of the app."""
+
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    handler: Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
+    """The app's HTTP functions, read from its registrations."""
+    found = []
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if not isinstance(trigger, HttpTrigger) or trigger.route is None:
+            continue
+        methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ()))
+        name = function.get_function_name() or trigger.route
+        found.append(HttpFunction(name, trigger.route, methods, function.get_user_function()))
+    return found
+
+
+def werkzeug_rule(function: HttpFunction) -> Rule:
+    """The Werkzeug rule for an Azure Functions route template (``a/{b}/c``)."""
+    path = _ROUTE_PARAM.sub(lambda m: f"<{m.group(1)}>", function.route.strip("/"))
+    return Rule(f"{ROUTE_PREFIX}/{path}", endpoint=function.name, methods=list(function.methods))
+
+
+class FunctionHost:
+    """A WSGI application that dispatches to the app's HTTP functions."""
+
+    def __init__(self, app: func.FunctionApp) -> None:
+        self.functions = {f.name: f for f in http_functions(app)}
+        self._map = Map([werkzeug_rule(f) for f in self.functions.values()], strict_slashes=False)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.dispatch(request)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        """Answer one request."""
+        adapter = self._map.bind_to_environ(request.environ)
+        try:
+            name, route_params = adapter.match()
+        except HTTPException as err:
+            return self._routing_problem(request, err)
+        function = self.functions[name]
+        params = {key: ",".join(values) for key, values in request.args.lists()}
+        http_request = func.HttpRequest(
+            request.method,
+            request.url,
+            headers=dict(request.headers.items()),
+            params=params,
+            route_params={k: str(v) for k, v in route_params.items()},
+            body=request.get_data(cache=False),
+        )
+        answer = function.handler(http_request)
+        return Response(
+            answer.get_body(),
+            status=answer.status_code,
+            headers=list(answer.headers.items()),
+            mimetype=answer.mimetype,
+        )
+
+    def _routing_problem(self, request: Request, err: HTTPException) -> Response:
+        correlation_id, _ = correlation_id_of(
+            func.HttpRequest(request.method, request.url, headers=dict(request.headers), body=b"")
+        )
+        with correlation_scope(correlation_id):
+            if isinstance(err, MethodNotAllowed):
+                found = problem(
+                    METHOD_NOT_ALLOWED, "This route does not take that method.", correlation_id
+                )
+                allow = ", ".join(sorted(err.valid_methods or []))
+                answer = problem_response(found)
+                headers = [*answer.headers.items(), ("Allow", allow)]
+            else:
+                reason = "No such route." if isinstance(err, NotFound) else "Bad request path."
+                answer = problem_response(problem(NOT_FOUND, reason, correlation_id))
+                headers = list(answer.headers.items())
+            logger.info("%s %s -> %d", request.method, request.path[:200], answer.status_code)
+        return Response(
+            answer.get_body(), status=answer.status_code, headers=headers, mimetype=answer.mimetype
+        )
+
+
+def serve_app(app: func.FunctionApp, host: str, port: int) -> BaseWSGIServer:
+    """A threaded server for ``app`` (not started)."""
+    return make_server(host, port, FunctionHost(app), threaded=True)
+
+
+def _start_simulator() -> Any:
+    # Imported here: the simulator is a development tool, never deployed with the app.
+    from simulator import Simulator  # noqa: PLC0415
+
+    sim = Simulator(state_dir=os.path.join(os.getcwd(), ".sim")).start()
+    os.environ.update(sim.settings())
+    os.environ.setdefault("PARTNER_CENTER_REFRESH_TOKEN", sim.refresh_token_for())
+    return sim
+
+
+def _example_curl(port: int, sim: Any) -> str:
+    token = sim.user_token(name="Local Developer")
+    url = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
+    from simulator import CUSTOMER_MCA  # noqa: PLC0415 - see _start_simulator
+
+    return "\n".join(
+        [
+            f"TOKEN={shlex.quote(token)}",
+            f'curl -s -H "Authorization: Bearer $TOKEN" {url}/relationship-request',
+            f'curl -s -H "Authorization: Bearer $TOKEN" '
+            f'"{url}/customers/{CUSTOMER_MCA}/agreements?type=MicrosoftCustomerAgreement"',
+            f"curl -s {url}/health",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gateway.devserver``: serve the app on 127.0.0.1:$PORT/api."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7071")))
+    args = parser.parse_args(argv)
+    configure_logging(json_to_stderr=True)
+
+    sim = None
+    if not os.environ.get("AZURE_CLIENT_ID"):
+        sim = _start_simulator()
+        logger.info("no AZURE_CLIENT_ID set: using the local simulator")
+
+    from function_app import app  # noqa: PLC0415 - after the environment is set
+
+    server = serve_app(app, args.host, args.port)
+    stop = threading.Event()
+
+    def _shutdown(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    print(
+        f"Serving {len(http_functions(app))} functions on http://{args.host}:{args.port}{ROUTE_PREFIX}",
+        flush=True,
+    )
+    for function in http_functions(app):
+        print(
+            f"  {','.join(function.methods):6} {ROUTE_PREFIX}/{function.route}  ({function.name})",
+            flush=True,
+        )
+    if sim is not None:
+        print("\nSimulator mode. Try:\n" + _example_curl(args.port, sim) + "\n", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if sim is not None:
+            sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The gateway's own API: query parameters and responses, the contract callers code against.
+
+The connector's OpenAPI definition is generated from these models, so they carry the
+descriptions makers read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from partnercenter import Agreement, AgreementCollection, AgreementType
+
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Guid = Annotated[str, Field(pattern=GUID_PATTERN, max_length=36)]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, frozen."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class QueryModel(ApiModel):
+    """Query parameters: unknown ones are refused, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+    )
+
+
+class AgreementTypeParam(StrEnum):
+    """Which agreements to list."""
+
+    MICROSOFT_CUSTOMER_AGREEMENT = "MicrosoftCustomerAgreement"
+    MICROSOFT_CLOUD_AGREEMENT = "MicrosoftCloudAgreement"
+    ALL = "all"
+
+    def to_partner_center(self) -> AgreementType:
+        """The value Partner Center takes (``*`` for all)."""
+        if self is AgreementTypeParam.ALL:
+            return AgreementType.ALL
+        return AgreementType(self.value)
+
+
+class RelationshipRequestQuery(QueryModel):
+    """Optional indirect-reseller ids of a relationship request."""
+
+    indirect_reseller_id: Guid | None = Field(
+        default=None,
+        title="Indirect reseller id",
+        description="Tenant id of an indirect reseller to include in the invitation.",
+    )
+    indirect_cloud_solution_provider_id: Guid | None = Field(
+        default=None,
+        title="Indirect provider id",
+        description="Tenant id of the indirect provider (two-tier partner) for the invitation.",
+    )
+
+
+class AgreementsQuery(QueryModel):
+    """Filter of the agreements listing."""
+
+    type: AgreementTypeParam = Field(
+        default=AgreementTypeParam.ALL,
+        title="Agreement type",
+        description="MicrosoftCustomerAgreement, MicrosoftCloudAgreement, or all (the default).",
+    )
+
+
+class RelationshipRequestResponse(ApiModel):
+    """The invitation link to send to a customer."""
+
+    url: str = Field(
+        title="Invitation URL",
+        description="Link the customer's admin opens to accept a reseller relationship.",
+    )
+
+
+class Contact(ApiModel):
+    """The person who accepted an agreement for the customer."""
+
+    first_name: str | None = Field(default=None, title="First name")
+    last_name: str | None = Field(default=None, title="Last name")
+    email: str | None = Field(default=None, title="Email")
+    phone_number: str | None = Field(default=None, title="Phone number")
+
+
+class AgreementOut(ApiModel):
+    """One agreement acceptance."""
+
+    type: str = Field(
+        title="Agreement type",
+        description="MicrosoftCustomerAgreement, MicrosoftCloudAgreement, or a newer type.",
+    )
+    date_agreed: datetime | None = Field(
+        default=None, title="Date agreed", description="When the customer accepted (UTC)."
+    )
+    template_id: str | None = Field(
+        default=None, title="Template id", description="Id of the agreement's template version."
+    )
+    agreement_link: str | None = Field(
+        default=None, title="Agreement link", description="Link to the agreement's text."
+    )
+    primary_contact: Contact | None = Field(
+        default=None, title="Primary contact", description="Who accepted the agreement."
+    )
+
+    @classmethod
+    def of(cls, agreement: Agreement) -> AgreementOut:
+        """The API's view of a Partner Center agreement."""
+        contact = agreement.primary_contact
+        return cls(
+            type=agreement.type,
+            date_agreed=agreement.date_agreed,
+            template_id=agreement.template_id,
+            agreement_link=agreement.agreement_link,
+            primary_contact=Contact(**contact.model_dump()) if contact is not None else None,
+        )
+
+
+class AgreementsResponse(ApiModel):
+    """A customer's agreement acceptances."""
+
+    customer_id: str = Field(title="Customer id", description="The customer's tenant id.")
+    count: int = Field(title="Count", description="How many agreements are listed.")
+    agreements: list[AgreementOut] = Field(
+        title="Agreements", description="The acceptances; empty when there are none."
+    )
+
+    @classmethod
+    def of(cls, customer_id: str, collection: AgreementCollection) -> AgreementsResponse:
+        """The API's view of a Partner Center agreement collection."""
+        items = [AgreementOut.of(item) for item in collection.items]
+        return cls(customer_id=customer_id, count=len(items), agreements=items)
+
+
+class HealthResponse(ApiModel):
+    """Whether the service is configured; never what its secrets are."""
+
+    status: Literal["ok", "misconfigured"] = Field(title="Status")
+    configured: bool = Field(title="Configured", description="All required settings are valid.")
+    problem: str | None = Field(
+        default=None, title="Problem", description="What is wrong with the configuration."
+    )
+    credential: str | None = Field(
+        default=None, title="Credential", description="secret, certificate or federated."
+    )
+    service_user: bool = Field(
+        default=False,
+        title="Service user",
+        description="A service user (Secure Application Model) serves app callers.",
+    )
+    version: str = Field(title="Version")
+
+
+class Problem(ApiModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field(title="Type", description="URI naming the kind of problem.")
+    title: str = Field(title="Title", description="Short summary of the kind of problem.")
+    status: int = Field(title="Status", description="The HTTP status code.")
+    detail: str = Field(title="Detail", description="What happened and what to do about it.")
+    correlation_id: str = Field(
+        title="Correlation id", description="Quote it when asking for help; also in the logs."
+    )
+    partner_center_code: str | None = Field(
+        default=None, title="Partner Center code", description="Partner Center's error code."
+    )
+    partner_center_request_id: str | None = Field(
+        default=None,
+        title="Partner Center request id",
+        description="MS-RequestId of the failed Partner Center call.",
+    )
+    entra_code: str | None = Field(
+        default=None, title="Entra ID code", description="The AADSTS error code, if any."
+    )
+    retry_after: int | None = Field(
+        default=None, title="Retry after", description="Seconds to wait before trying again."
+    )
