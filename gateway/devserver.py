@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7071")))
     args = parser.parse_args(argv)
     configure_logging(json_to_stderr=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # our own line per request suffices
 
     sim = None
     if not os.environ.get("AZURE_CLIENT_ID"):

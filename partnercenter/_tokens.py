@@ -21,8 +21,6 @@ from typing import Any, Protocol
 
 import msal
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from ._config import CredentialKind, Settings
 from ._errors import (
@@ -335,12 +333,8 @@ def _certificate_credential(settings: Settings) -> dict[str, str]:
             "private key.",
             setting="AZURE_CLIENT_CERTIFICATE_PATH",
         )
-    certificate = x509.load_pem_x509_certificate(match.group(0).encode())
-    credential = {
-        "private_key": pem,
-        "thumbprint": certificate.fingerprint(hashes.SHA1()).hex(),  # noqa: S303 - Entra's x5t
-        "public_certificate": match.group(0),
-    }
+    # With the certificate (and no SHA-1 thumbprint) MSAL signs with PS256 and x5t#S256.
+    credential = {"private_key": pem, "public_certificate": match.group(0)}
     if settings.azure_client_certificate_password is not None:
         credential["passphrase"] = settings.azure_client_certificate_password.get_secret_value()
     return credential

@@ -297,7 +297,7 @@ class Transport:
                     status,
                     (self._clock() - started) * 1000,
                     attempt,
-                    extra={"request_id": request_id, "correlation_id": correlation_id},
+                    extra={"ms_request_id": request_id, "ms_correlation_id": correlation_id},
                 )
                 if status < 400 and status not in (204, 301, 302, 303, 307, 308):
                     return response, request_id
@@ -315,7 +315,7 @@ class Transport:
                 status if status is not None else type(failure).__name__,
                 attempt,
                 delay,
-                extra={"request_id": request_id, "correlation_id": correlation_id},
+                extra={"ms_request_id": request_id, "ms_correlation_id": correlation_id},
             )
             self._sleep(delay)
 

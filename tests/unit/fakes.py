@@ -49,7 +49,9 @@ class HandlerAdapter(BaseAdapter):
         return None
 
 
-def response(status: int, body: bytes | str = b"", headers: dict[str, str] | None = None) -> requests.Response:
+def response(
+    status: int, body: bytes | str = b"", headers: dict[str, str] | None = None
+) -> requests.Response:
     """A canned response."""
     resp = requests.Response()
     resp.status_code = status

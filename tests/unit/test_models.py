@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from partnercenter._models import parse_body
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "004_422398c1420e189f.txt"
 
-COLLECTION = {
+COLLECTION: dict[str, Any] = {
     "totalCount": 1,
     "items": [
         {
@@ -38,7 +39,9 @@ def test_agreements_parse_with_utc_dates() -> None:
 
 
 def test_offsets_are_converted_to_utc() -> None:
-    body = dict(COLLECTION, items=[dict(COLLECTION["items"][0], dateAgreed="2019-08-26T02:00:00+02:00")])
+    body = dict(
+        COLLECTION, items=[dict(COLLECTION["items"][0], dateAgreed="2019-08-26T02:00:00+02:00")]
+    )
     parsed = parse_body(AgreementCollection, json.dumps(body).encode())
     assert parsed.items[0].date_agreed == datetime(2019, 8, 26, tzinfo=UTC)
 
@@ -51,7 +54,15 @@ def test_unknown_fields_and_new_types_are_tolerated() -> None:
 
 
 def test_byte_order_mark_is_tolerated() -> None:
-    body = b"\xef\xbb\xbf" + json.dumps({"url": "https://portal.office.com/x", "attributes": {"objectType": "RelationshipRequest"}}).encode()
+    body = (
+        b"\xef\xbb\xbf"
+        + json.dumps(
+            {
+                "url": "https://portal.office.com/x",
+                "attributes": {"objectType": "RelationshipRequest"},
+            }
+        ).encode()
+    )
     assert parse_body(RelationshipRequest, body).url == "https://portal.office.com/x"
 
 

@@ -33,7 +33,10 @@ def test_defaults() -> None:
         ({"TOKEN_CACHE_MAX_USERS": "0"}, "TOKEN_CACHE_MAX_USERS"),
         ({"PARTNER_CENTER_LOCALE": "en US\r\nX: y"}, "PARTNER_CENTER_LOCALE"),
         ({"AZURE_CLIENT_SECRET": ""}, "AZURE_CLIENT_SECRET"),
-        ({"AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent.pem", "AZURE_CLIENT_SECRET": ""}, "AZURE_CLIENT_CERTIFICATE_PATH"),
+        (
+            {"AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent.pem", "AZURE_CLIENT_SECRET": ""},
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+        ),
         ({"AZURE_FEDERATED_IDENTITY_CLIENT_ID": CLIENT}, "AZURE_CLIENT_SECRET"),
     ],
 )

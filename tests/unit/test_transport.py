@@ -211,8 +211,11 @@ def test_gateway_throttling_shape() -> None:
     ("body", "expected"),
     [
         (b"", None),
-        (b"<html><head><title>502 Bad Gateway</title></head><body>x</body></html>", "502 Bad Gateway"),
-        (b"\xef\xbb\xbf{\"code\": \"1\", \"description\": \"with BOM\"}", "with BOM"),
+        (
+            b"<html><head><title>502 Bad Gateway</title></head><body>x</body></html>",
+            "502 Bad Gateway",
+        ),
+        (b'\xef\xbb\xbf{"code": "1", "description": "with BOM"}', "with BOM"),
         (b"plain text failure", "plain text failure"),
         (b"[1, 2]", "[1, 2]"),
         (b"\xff\xfe garbage", "\ufffd\ufffd garbage"),
