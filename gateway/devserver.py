@@ -17,12 +17,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import azure.functions as func
-from azure.functions.decorators.http import HttpTrigger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -31,34 +29,12 @@ from werkzeug.wrappers import Request, Response
 from .http import correlation_id_of, problem_response
 from .logs import configure_logging, correlation_scope
 from .problems import METHOD_NOT_ALLOWED, NOT_FOUND, problem
+from .registry import HttpFunction, http_functions
 
 logger = logging.getLogger("gateway.devserver")
 
 ROUTE_PREFIX = "/api"
 _ROUTE_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
-
-
-@dataclass(frozen=True)
-class HttpFunction:
-    """An HTTP-triggered function of the app."""
-
-    name: str
-    route: str
-    methods: tuple[str, ...]
-    handler: Callable[[func.HttpRequest], func.HttpResponse]
-
-
-def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
-    """The app's HTTP functions, read from its registrations."""
-    found = []
-    for function in app.get_functions():
-        trigger = function.get_trigger()
-        if not isinstance(trigger, HttpTrigger) or trigger.route is None:
-            continue
-        methods = tuple(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ()))
-        name = function.get_function_name() or trigger.route
-        found.append(HttpFunction(name, trigger.route, methods, function.get_user_function()))
-    return found
 
 
 def werkzeug_rule(function: HttpFunction) -> Rule:
@@ -184,15 +160,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
-    print(
-        f"Serving {len(http_functions(app))} functions on http://{args.host}:{args.port}{ROUTE_PREFIX}",
-        flush=True,
-    )
+    base = f"http://{args.host}:{args.port}{ROUTE_PREFIX}"
+    print(f"Serving the function app on {base}", flush=True)
     for function in http_functions(app):
-        print(
-            f"  {','.join(function.methods):6} {ROUTE_PREFIX}/{function.route}  ({function.name})",
-            flush=True,
-        )
+        methods = ",".join(function.methods)
+        print(f"  {methods:6} {ROUTE_PREFIX}/{function.route}  ({function.name})", flush=True)
     if sim is not None:
         print("\nSimulator mode. Try:\n" + _example_curl(args.port, sim) + "\n", flush=True)
     try:
