@@ -1,0 +1,51 @@
+"""A local Entra ID and Partner Center REST API over TLS, for tests, benchmarks and ``make run``.
+
+Never deployed. ``Simulator`` runs both servers in this process; ``python -m simulator`` runs them
+as a command, and ``SimulatorClient`` drives such a process through the ``/_sim/`` control plane.
+
+    with Simulator() as sim:
+        os.environ["REQUESTS_CA_BUNDLE"] = sim.ca_bundle  # MSAL's session must trust the CA
+        app = msal.ConfidentialClientApplication(
+            sim.client_id, client_credential=sim.client_secret,
+            authority=f"{sim.authority_host}/{sim.tenant_id}", instance_discovery=False)
+        result = app.acquire_token_on_behalf_of(
+            sim.user_token(), ["https://api.partnercenter.microsoft.com/user_impersonation"])
+        sim.faults.add(Fault.throttled(5))  # the next Partner Center request gets a 429
+
+Connections are kept alive (HTTP/1.1); ``stats.connections`` counts those that carried at least
+one request outside ``/_sim/``. A ``drop`` fault closes the TCP connection without any response.
+
+Fault ``body_kind`` values: ``seed-example`` (the invalid-JSON response example of seed document
+004, status 200 unless ``status`` is set), ``html`` (an HTML error page), ``empty`` (zero bytes),
+``bom`` (the body prefixed with a UTF-8 BOM), ``extra-fields`` (unknown fields added to every JSON
+object), ``new-enum`` (an agreement of a never-seen type appended to an agreements collection),
+``truncated`` (the body cut in half).
+"""
+
+from simulator._client import SimulatorClient
+from simulator._core import Simulator
+from simulator._faults import Fault, FaultQueue
+from simulator._stats import ApiRequest, Stats
+from simulator.data import (
+    CUSTOMER_CLOUD_ONLY,
+    CUSTOMER_MCA,
+    CUSTOMER_NEW_TYPE,
+    CUSTOMER_NO_AGREEMENTS,
+    CUSTOMER_UNKNOWN,
+    CUSTOMERS,
+)
+
+__all__ = [
+    "CUSTOMERS",
+    "CUSTOMER_CLOUD_ONLY",
+    "CUSTOMER_MCA",
+    "CUSTOMER_NEW_TYPE",
+    "CUSTOMER_NO_AGREEMENTS",
+    "CUSTOMER_UNKNOWN",
+    "ApiRequest",
+    "Fault",
+    "FaultQueue",
+    "Simulator",
+    "SimulatorClient",
+    "Stats",
+]

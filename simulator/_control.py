@@ -1,0 +1,84 @@
+"""The ``/_sim/`` control plane: drive a simulator that runs in another process.
+
+Unauthenticated on purpose (the simulator only ever listens locally); its requests are not
+counted in the statistics and get neither latency nor faults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.wrappers import Request, Response
+
+from simulator._faults import Fault
+from simulator._http import json_response
+
+if TYPE_CHECKING:
+    from simulator._core import Simulator
+
+# Keyword arguments accepted from JSON for each token-minting endpoint.
+_USER_TOKEN_ARGS = frozenset(
+    {"oid", "tid", "name", "upn", "scopes", "audience", "issuer", "expires_in", "mfa"}
+).union({"extra_claims"})
+_APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_id"})
+_REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
+_LATENCY_ARGS = frozenset({"token", "api"})
+
+
+class ControlPlane:
+    """Routes ``/_sim/*`` requests to the simulator's Python API."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+        self._routes: dict[tuple[str, str], Callable[[Any], Any]] = {
+            ("POST", "faults"): self._faults,
+            ("GET", "stats"): lambda _: sim.stats.as_dict(),
+            ("POST", "reset"): lambda _: sim.reset(),
+            ("POST", "tokens/user"): lambda body: {
+                "token": sim.user_token(**_kwargs(body, _USER_TOKEN_ARGS))
+            },
+            ("POST", "tokens/app"): lambda body: {
+                "token": sim.app_token(**_kwargs(body, _APP_TOKEN_ARGS))
+            },
+            ("POST", "tokens/refresh"): lambda body: {
+                "token": sim.refresh_token_for(**_kwargs(body, _REFRESH_TOKEN_ARGS))
+            },
+            ("POST", "tokens/federated"): lambda _: {"token": sim.federated_assertion()},
+            ("POST", "latency"): lambda body: sim.set_latency(**_kwargs(body, _LATENCY_ARGS)),
+            ("POST", "rotate-signing-key"): lambda _: sim.rotate_signing_key(),
+            ("GET", "settings"): lambda _: sim.settings(),
+        }
+
+    def handle(self, request: Request) -> Response:
+        """Answer one control request with JSON (``{}`` when the action returns nothing)."""
+        name = request.path.removeprefix("/_sim/").strip("/")
+        route = self._routes.get((request.method, name))
+        if route is None:
+            return json_response(404, {"error": f"no control endpoint {request.method} {name}"})
+        try:
+            body = json.loads(request.get_data() or b"null")
+            result = route(body)
+        except (ValueError, TypeError) as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, {} if result is None else result)
+
+    def _faults(self, body: Any) -> dict[str, int]:
+        if not isinstance(body, list):
+            raise ValueError("POST /_sim/faults expects a JSON list of faults")
+        faults = [Fault.from_dict(item) for item in body]
+        self._sim.faults.add(*faults)
+        return {"added": len(faults)}
+
+
+def _kwargs(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    """``body`` as keyword arguments, refusing anything but a JSON object of known names."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"unknown arguments: {sorted(unknown)}")
+    return body
