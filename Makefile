@@ -37,9 +37,32 @@ lint-python: venv
 	$(BIN)/mypy
 
 # >>> infrastructure checks (owned by infra/)
+# checkov and pycep-parser 0.7.1 live in venvs of their own: checkov pins pycep-parser 0.5.1 (the
+# same `pycep` package) and ~100 other packages. Installed once; the stamps skip it afterwards.
+INFRA_VENV  := .venv-infra
+PYCEP_VENV  := .venv-pycep
+INFRA_STAMP := $(INFRA_VENV)/.installed
+PYCEP_STAMP := $(PYCEP_VENV)/.installed
+
 .PHONY: lint-infra
-lint-infra:
-	@echo "infrastructure checks: not yet wired"
+
+$(INFRA_STAMP): requirements-infra.txt
+	rm -rf $(INFRA_VENV)
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
+	touch $@
+
+$(PYCEP_STAMP): tests/infra/requirements-pycep.txt
+	rm -rf $(PYCEP_VENV)
+	$(PYTHON) -m venv $(PYCEP_VENV)
+	$(PYCEP_VENV)/bin/python -m pip install --quiet -r tests/infra/requirements-pycep.txt
+	touch $@
+
+## lint-infra: checkov on infra/ (no failed check), pycep-parser 0.7.1 on every template, settings contract, pipeline files
+lint-infra: venv $(INFRA_STAMP) $(PYCEP_STAMP)
+	$(INFRA_VENV)/bin/python tests/infra/run_checkov.py infra
+	$(PYCEP_VENV)/bin/python tests/infra/parse_bicep.py infra
+	$(BIN)/python -m pytest --quiet --no-header tests/infra
 # <<< infrastructure checks
 
 ## connector: regenerate the Power Automate connector's OpenAPI 2.0 definition from the code
