@@ -4,7 +4,14 @@ It knows nothing of Azure Functions: it could be published on its own.
 """
 
 from ._client import MAX_CACHED_LINKS, PartnerCenterClient
-from ._config import SETTING_NAMES, SETTINGS, CredentialKind, Settings, SettingSpec
+from ._config import (
+    CREDENTIAL_SETTINGS,
+    SETTING_NAMES,
+    SETTINGS,
+    CredentialKind,
+    Settings,
+    SettingSpec,
+)
 from ._errors import (
     ApiError,
     AuthenticationError,
@@ -45,6 +52,7 @@ from ._tokens import (
 from ._transport import build_session
 
 __all__ = [
+    "CREDENTIAL_SETTINGS",
     "MAX_CACHED_LINKS",
     "SERVICE_USER",
     "SETTINGS",

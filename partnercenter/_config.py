@@ -96,6 +96,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
 
 SETTING_NAMES: frozenset[str] = frozenset(spec.name for spec in SETTINGS)
 
+#: The client credential settings, of which exactly one must be set.
+CREDENTIAL_SETTINGS: tuple[str, ...] = (
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_IDENTITY_CLIENT_ID",
+)
+
+#: What an app setting holds when the platform could not resolve its Key Vault reference.
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
 
 class CredentialKind(StrEnum):
     """How the app registration proves its identity to Entra ID."""
@@ -187,17 +197,15 @@ class Settings(BaseModel):
         values: dict[str, str] = {}
         for spec in SETTINGS:
             raw = env.get(spec.name, "").strip()
+            if raw.startswith(KEY_VAULT_REFERENCE):
+                raise ConfigurationError(
+                    f"{spec.name} is an unresolved Key Vault reference: set the secret in Key "
+                    "Vault and let the app's managed identity read it (Key Vault Secrets User).",
+                    setting=spec.name,
+                )
             if raw:
                 values[spec.name.lower()] = raw
-        credentials = [
-            name
-            for name in (
-                "AZURE_CLIENT_SECRET",
-                "AZURE_CLIENT_CERTIFICATE_PATH",
-                "AZURE_FEDERATED_IDENTITY_CLIENT_ID",
-            )
-            if name.lower() in values
-        ]
+        credentials = [name for name in CREDENTIAL_SETTINGS if name.lower() in values]
         if len(credentials) != 1:
             found = ", ".join(credentials) or "none"
             raise ConfigurationError(
@@ -219,6 +227,8 @@ class Settings(BaseModel):
 
 
 __all__ = [
+    "CREDENTIAL_SETTINGS",
+    "KEY_VAULT_REFERENCE",
     "SETTINGS",
     "SETTING_NAMES",
     "CredentialKind",

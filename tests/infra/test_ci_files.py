@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped,unused-ignore]  # no types-PyYAML in dev deps
+import yaml
 
 from tests.infra.templates import ROOT, parse_bicep
 

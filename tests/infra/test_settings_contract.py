@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from partnercenter._config import SETTING_NAMES, SETTINGS
+from partnercenter._config import CREDENTIAL_SETTINGS, KEY_VAULT_REFERENCE, SETTING_NAMES, SETTINGS
 from tests.infra.templates import INFRA, parse_bicep
 
 #: Settings the templates may set that the service does not read: each is for the platform.
@@ -39,11 +39,6 @@ PLATFORM_SETTINGS = frozenset(
 
 #: The service requires exactly one of these (Settings.from_environ); the templates must never
 #: set two at once, so each has to sit in its own branch of the same condition.
-CREDENTIAL_SETTINGS = frozenset(
-    {"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_IDENTITY_CLIENT_ID"}
-)
-
-KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 
 @dataclass(frozen=True)

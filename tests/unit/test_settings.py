@@ -55,3 +55,11 @@ def test_federated_credential() -> None:
 def test_every_setting_has_a_field() -> None:
     fields = set(Settings.model_fields)
     assert {spec.name.lower() for spec in SETTINGS} == fields
+
+
+def test_unresolved_key_vault_reference_is_named() -> None:
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/partner-center-refresh-token/)"
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_environ({**BASE, "PARTNER_CENTER_REFRESH_TOKEN": reference})
+    assert caught.value.setting == "PARTNER_CENTER_REFRESH_TOKEN"
+    assert "Key Vault" in str(caught.value)
