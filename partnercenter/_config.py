@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -105,6 +105,8 @@ CREDENTIAL_SETTINGS: tuple[str, ...] = (
 
 #: What an app setting holds when the platform could not resolve its Key Vault reference.
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+#: Secrets the service can run without: an unresolved reference disables only what needs them.
+OPTIONAL_SECRETS = frozenset({"PARTNER_CENTER_REFRESH_TOKEN"})
 
 
 class CredentialKind(StrEnum):
@@ -144,6 +146,9 @@ class Settings(BaseModel):
     token_cache_max_users: int = Field(default=10000, ge=1, le=10_000_000)
     relationship_request_cache_seconds: float = Field(default=3600.0, ge=0)
     python_threadpool_thread_count: int | None = Field(default=None, ge=1, le=1000)
+    #: Optional secret settings whose Key Vault reference the platform could not resolve; they
+    #: are treated as unset, and said so where they are needed.
+    unresolved_references: tuple[str, ...] = ()
 
     @field_validator("partner_center_api_url", "azure_authority_host")
     @classmethod
@@ -194,9 +199,13 @@ class Settings(BaseModel):
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment, failing with the name of any bad setting."""
         env = os.environ if environ is None else environ
-        values: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        unresolved: list[str] = []
         for spec in SETTINGS:
             raw = env.get(spec.name, "").strip()
+            if raw.startswith(KEY_VAULT_REFERENCE) and spec.name in OPTIONAL_SECRETS:
+                unresolved.append(spec.name)
+                continue
             if raw.startswith(KEY_VAULT_REFERENCE):
                 raise ConfigurationError(
                     f"{spec.name} is an unresolved Key Vault reference: set the secret in Key "
@@ -205,6 +214,7 @@ class Settings(BaseModel):
                 )
             if raw:
                 values[spec.name.lower()] = raw
+        values["unresolved_references"] = tuple(unresolved)
         credentials = [name for name in CREDENTIAL_SETTINGS if name.lower() in values]
         if len(credentials) != 1:
             found = ", ".join(credentials) or "none"

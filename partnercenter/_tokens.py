@@ -385,9 +385,15 @@ class MsalTokenProvider:
         """A Partner Center token for ``principal``: cached per user, fetched once at a time."""
         if isinstance(principal, ServiceUser):
             if self._settings.partner_center_refresh_token is None:
+                unresolved = "PARTNER_CENTER_REFRESH_TOKEN" in self._settings.unresolved_references
                 raise ServiceUserNotConfiguredError(
                     "This caller has no user, and no service user is configured "
-                    "(PARTNER_CENTER_REFRESH_TOKEN)."
+                    + (
+                        "(PARTNER_CENTER_REFRESH_TOKEN is an unresolved Key Vault reference: "
+                        "store the refresh token in Key Vault)."
+                        if unresolved
+                        else "(PARTNER_CENTER_REFRESH_TOKEN)."
+                    )
                 )
             return self.cache.get(("service-user",), self._redeem_refresh_token, deadline)
         tenant_id = require_guid(principal.tenant_id, "tenant_id")

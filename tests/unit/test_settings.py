@@ -53,13 +53,21 @@ def test_federated_credential() -> None:
 
 
 def test_every_setting_has_a_field() -> None:
-    fields = set(Settings.model_fields)
+    fields = set(Settings.model_fields) - {"unresolved_references"}
     assert {spec.name.lower() for spec in SETTINGS} == fields
 
 
-def test_unresolved_key_vault_reference_is_named() -> None:
-    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/partner-center-refresh-token/)"
+REFERENCE = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/azure-client-secret/)"
+
+
+def test_unresolved_key_vault_reference_of_a_needed_secret_is_named() -> None:
     with pytest.raises(ConfigurationError) as caught:
-        Settings.from_environ({**BASE, "PARTNER_CENTER_REFRESH_TOKEN": reference})
-    assert caught.value.setting == "PARTNER_CENTER_REFRESH_TOKEN"
+        Settings.from_environ({**BASE, "AZURE_CLIENT_SECRET": REFERENCE})
+    assert caught.value.setting == "AZURE_CLIENT_SECRET"
     assert "Key Vault" in str(caught.value)
+
+
+def test_unresolved_refresh_token_reference_disables_only_the_service_user() -> None:
+    settings = Settings.from_environ({**BASE, "PARTNER_CENTER_REFRESH_TOKEN": REFERENCE})
+    assert settings.partner_center_refresh_token is None
+    assert settings.unresolved_references == ("PARTNER_CENTER_REFRESH_TOKEN",)
