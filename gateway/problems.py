@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from partnercenter import (
     AuthenticationError,
@@ -123,27 +124,29 @@ def problem_for(error: Exception, correlation_id: str) -> ProblemResponse:
         headers["Retry-After"] = str(retry_after)
     if kind.status == 401:
         headers["WWW-Authenticate"] = _www_authenticate(error)
-    entra = error.code if isinstance(error, AuthenticationError) else None
-    return ProblemResponse(
-        kind.status,
-        headers,
-        Problem(
-            type=PROBLEM_TYPE_BASE + kind.slug,
-            title=kind.title,
-            status=kind.status,
-            detail=detail,
-            correlation_id=correlation_id,
-            partner_center_code=error.code if error.service == "partnercenter" else None,
-            partner_center_request_id=error.request_id,
-            entra_code=entra,
-            retry_after=retry_after,
-        ),
+    return problem(
+        kind,
+        detail,
+        correlation_id,
+        headers=headers,
+        partner_center_code=error.code if error.service == "partnercenter" else None,
+        partner_center_request_id=error.request_id,
+        entra_code=error.code if isinstance(error, AuthenticationError) else None,
+        retry_after=retry_after,
     )
 
 
-def problem(kind: Kind, detail: str, correlation_id: str) -> ProblemResponse:
-    """A problem of ``kind`` with ``detail`` (for errors found by the gateway itself)."""
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if kind.status == 401 else {}
+def problem(
+    kind: Kind,
+    detail: str,
+    correlation_id: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> ProblemResponse:
+    """A problem of ``kind`` with ``detail`` and any further :class:`Problem` fields."""
+    if headers is None:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if kind.status == 401 else {}
     return ProblemResponse(
         kind.status,
         headers,
@@ -153,6 +156,7 @@ def problem(kind: Kind, detail: str, correlation_id: str) -> ProblemResponse:
             status=kind.status,
             detail=detail,
             correlation_id=correlation_id,
+            **fields,
         ),
     )
 
