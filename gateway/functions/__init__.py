@@ -1,9 +1,14 @@
-"""The HTTP functions, one blueprint per resource."""
+"""The HTTP functions, one blueprint per resource, each with the doc the OpenAPI definition uses."""
 
-from .agreements import bp as agreements
-from .health import bp as health
-from .relationship_request import bp as relationship_request
+from . import agreements, health, openapi, relationship_request
+from .health import VERSION
 
-BLUEPRINTS = (relationship_request, agreements, health)
+BLUEPRINTS = (relationship_request.bp, agreements.bp, health.bp, openapi.bp)
+OPERATIONS = (
+    relationship_request.OPERATION,
+    agreements.OPERATION,
+    health.OPERATION,
+    openapi.OPERATION,
+)
 
-__all__ = ["BLUEPRINTS"]
+__all__ = ["BLUEPRINTS", "OPERATIONS", "VERSION"]

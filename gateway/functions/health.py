@@ -7,14 +7,24 @@ import azure.functions as func
 from partnercenter import ConfigurationError, Settings
 
 from ..http import correlation_id_of, json_response
+from ..openapi import OperationDoc, Visibility
 from ..schemas import HealthResponse
 
 bp = func.Blueprint()
 
 VERSION = "0.1.0"
 
+OPERATION = OperationDoc(
+    operation_id="GetHealth",
+    summary="Check the gateway's configuration",
+    description="Whether the gateway's configuration is complete, for monitoring. Needs no token "
+    "and calls no other service.",
+    response=HealthResponse,
+    visibility=Visibility.INTERNAL,
+)
 
-@bp.function_name("GetHealth")
+
+@bp.function_name(OPERATION.operation_id)
 @bp.route(route="health", methods=["GET"])
 def get_health(req: func.HttpRequest) -> func.HttpResponse:
     """Whether the configuration is complete; never what the secrets are."""
@@ -30,9 +40,11 @@ def health_report() -> HealthResponse:
         return HealthResponse(
             status="misconfigured", configured=False, problem=str(err), version=VERSION
         )
+    unresolved = ", ".join(settings.unresolved_references)
     return HealthResponse(
         status="ok",
         configured=True,
+        problem=f"Unresolved Key Vault reference: {unresolved}." if unresolved else None,
         credential=settings.credential_kind.value,
         service_user=settings.partner_center_refresh_token is not None,
         version=VERSION,

@@ -6,12 +6,26 @@ import azure.functions as func
 
 from ..auth import Permission
 from ..http import Call, serve
+from ..openapi import SERVE_ERRORS, OperationDoc, Visibility
 from ..schemas import RelationshipRequestQuery, RelationshipRequestResponse
 
 bp = func.Blueprint()
 
+OPERATION = OperationDoc(
+    operation_id="GetRelationshipRequestUrl",
+    summary="Get the reseller relationship invitation link",
+    description="The link to send to a customer's global admin, who opens it to accept the "
+    "partner as a reseller; indirect providers may name the indirect reseller it is for.",
+    permission=Permission.RELATIONSHIP_REQUEST_READ,
+    query=RelationshipRequestQuery,
+    response=RelationshipRequestResponse,
+    errors=SERVE_ERRORS,
+    visibility=Visibility.IMPORTANT,
+    advanced=frozenset({"indirectResellerId", "indirectCloudSolutionProviderId"}),
+)
 
-@bp.function_name("GetRelationshipRequestUrl")
+
+@bp.function_name(OPERATION.operation_id)
 @bp.route(route="relationship-request", methods=["GET"])
 def get_relationship_request(req: func.HttpRequest) -> func.HttpResponse:
     """The partner's relationship request URL, to send to a customer."""

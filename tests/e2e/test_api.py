@@ -435,3 +435,16 @@ def test_logs_carry_the_correlation_id_and_no_secret(
         text = record.getMessage() + str(record.__dict__)
         for secret in secrets:
             assert secret not in text
+
+
+def test_health_names_an_unresolved_refresh_token_reference(
+    api: requests.Session, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "PARTNER_CENTER_REFRESH_TOKEN",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/partner-center-refresh-token/)",
+    )
+    body = api.get(f"{base_url}/health").json()
+    assert body["configured"] is True
+    assert body["serviceUser"] is False
+    assert "PARTNER_CENTER_REFRESH_TOKEN" in body["problem"]
