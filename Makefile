@@ -70,8 +70,9 @@ connector: venv
 	$(BIN)/python -m gateway.openapi --write connector/apiDefinition.swagger.json
 
 ## bench: the gateway against the naive way on the same simulated upstream (prints a table)
+# Options: make bench BENCH_ARGS="--quick" (see python -m bench --help).
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## soak: 200 concurrent callers for 30 s through the local host, 1% injected faults
 soak: venv

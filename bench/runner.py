@@ -1,0 +1,206 @@
+"""The whole benchmark: simulator up, every measurement in a fresh worker, then the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from partnercenter import Settings
+from simulator.data import derived_guid
+
+from . import report
+from .config import MODES, BenchConfig
+from .simproc import REPO_ROOT, SimulatorProcess
+
+_WORKER_TIMEOUT = 900
+
+# Run in a fresh interpreter: records every connect and name lookup, then times the import.
+_COLD_START = """
+import json, socket, time
+calls = []
+def spy(name, real):
+    def record(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+    return record
+socket.socket.connect = spy("socket.connect", socket.socket.connect)
+socket.socket.connect_ex = spy("socket.connect_ex", socket.socket.connect_ex)
+socket.create_connection = spy("socket.create_connection", socket.create_connection)
+socket.getaddrinfo = spy("socket.getaddrinfo", socket.getaddrinfo)
+started = time.perf_counter()
+import function_app
+elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "network_calls": calls}))
+"""
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    """Import time of ``function_app`` in fresh processes, and network calls made meanwhile.
+
+    One unmeasured import first, so that every measured one finds compiled bytecode, as a
+    deployed app does after its first start.
+    """
+    measured: list[dict[str, Any]] = []
+    for _ in range(runs + 1):
+        done = subprocess.run(
+            [sys.executable, "-c", _COLD_START],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        measured.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    measured = measured[1:]
+    times = [run["seconds"] * 1000 for run in measured]
+    calls = [call for run in measured for call in run["network_calls"]]
+    return {
+        "runs_ms": times,
+        "median_ms": statistics.median(times),
+        "network_calls": len(calls),
+        "network_call_kinds": sorted(set(calls)),
+    }
+
+
+class Bench:
+    """One benchmark run with ``config``."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+
+    def _worker(self, sim: SimulatorProcess, spec: dict[str, Any]) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.worker", json.dumps(spec)],
+            cwd=REPO_ROOT,
+            env=sim.environ(),
+            capture_output=True,
+            text=True,
+            timeout=_WORKER_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"bench worker {spec['task']} failed ({done.returncode}):\n{done.stderr[-4000:]}"
+            )
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+    def _mint_users(self, sim: SimulatorProcess, folder: str) -> str:
+        """Each user's token for the gateway's API, as callers would send it; a JSON file."""
+        tokens = [
+            sim.sim.user_token(oid=derived_guid(f"bench-user-{n}"), name=f"Bench User {n}")
+            for n in range(self.config.users)
+        ]
+        path = Path(folder) / "users.json"
+        path.write_text(json.dumps(tokens), encoding="utf-8")
+        return str(path)
+
+    def run(self) -> dict[str, Any]:
+        """Every measurement; prints progress, returns the results."""
+        config = self.config
+        common: dict[str, Any] = {
+            "users": config.users,
+            "calls_per_user": config.calls_per_user,
+            "seed": config.seed,
+            "api_latency": config.api_latency,
+            "burst_callers": config.burst_callers,
+            "cached_link_calls": config.cached_link_calls,
+            "cache_users": config.cache_users,
+            "cache_cap": config.cache_cap,
+            "token_latency": config.token_latency,
+            "out_dir": str(config.out_dir),
+        }
+        runs: list[dict[str, Any]] = []
+        with (
+            SimulatorProcess(
+                token_latency=config.token_latency, api_latency=config.api_latency
+            ) as sim,
+            tempfile.TemporaryDirectory(prefix="bench-") as folder,
+        ):
+            common["users_file"] = self._mint_users(sim, folder)
+            pool_size = Settings.from_environ(sim.settings).pool_size
+            for concurrency in config.concurrency:
+                for mode in MODES:
+                    spec = {**common, "task": "run", "mode": mode, "concurrency": concurrency}
+                    run = self._worker(sim, spec)
+                    runs.append(run)
+                    latency = run["latency_ms"] or {}
+                    print(
+                        f"  {mode:10} c={concurrency:<3} {run['requests']} calls, "
+                        f"{run['errors']} errors, p50 {latency.get('p50', float('nan')):.1f} ms, "
+                        f"{run['throughput_rps']:.1f} calls/s ({run['wall_seconds']:.1f} s)",
+                        flush=True,
+                    )
+            print("  checks: single-flight, cached relationship request, token cache memory")
+            single = self._worker(sim, {**common, "task": "single-flight"})
+            link = self._worker(sim, {**common, "task": "cached-link"})
+            memory = self._worker(sim, {**common, "task": "token-cache"})
+            if config.profile:
+                config.out_dir.mkdir(parents=True, exist_ok=True)
+                print(f"  profile: warm in-process calls -> {config.out_dir}/profile.txt")
+                self._worker(sim, {**common, "task": "profile"})
+        print(f"  cold start: {config.cold_start_runs} fresh imports of function_app", flush=True)
+        return {
+            "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "config": config.as_json(),
+            "pool_size": pool_size,
+            "runs": runs,
+            "single_flight": single,
+            "cached_relationship_request": link,
+            "token_cache_memory": memory,
+            "cold_start": cold_start(config.cold_start_runs),
+        }
+
+
+def reproduce_command(argv: list[str]) -> str:
+    """How to run this again."""
+    if not argv:
+        return "make bench"
+    return f"make bench BENCH_ARGS={shlex.quote(' '.join(argv))}"
+
+
+def main(argv: list[str], config: BenchConfig) -> int:
+    """Run, print the table and the targets, write the files."""
+    started = time.perf_counter()
+    print(
+        f"bench: simulator latency token {config.token_latency * 1000:.0f} ms, Partner Center "
+        f"{config.api_latency * 1000:.0f} ms; {config.users} users x {config.calls_per_user} "
+        f"calls per run; concurrency {', '.join(map(str, config.concurrency))}",
+        flush=True,
+    )
+    results = Bench(config).run()
+    rows = report.table_rows(results["runs"])
+    found = report.targets(results, results["pool_size"])
+    results["wall_seconds"] = time.perf_counter() - started
+    paths = report.write(results, rows, found, config, reproduce_command(argv))
+    print()
+    print(report.text_table(rows))
+    print()
+    print(
+        "overhead = gateway latency - time in upstream calls and token acquisition; "
+        "peak RSS = resident memory above the run's start; conns = new TCP connections at the "
+        "simulator"
+    )
+    print()
+    for target in found:
+        print(target.line())
+    print()
+    for path in paths:
+        print(f"wrote {path}")
+    print(f"wall time {time.perf_counter() - started:.1f} s")
+    return 0
