@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +30,8 @@ MAX_TOKEN_LENGTH = 16_384
 #: Clock skew tolerated on exp / nbf.
 LEEWAY_SECONDS = 30
 ALGORITHM = "RS256"
+#: Verified tokens remembered (each a few KB) until they expire.
+VERIFIED_CACHE_SIZE = 4096
 
 
 class Permission(StrEnum):
@@ -155,8 +158,19 @@ class SigningKeys:
 class CallerAuthenticator:
     """Validates bearer tokens issued by the partner tenant for this API."""
 
-    def __init__(self, settings: Settings, keys: SigningKeys) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        keys: SigningKeys,
+        *,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = keys
+        self._clock = clock
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
         self._tenant_id = settings.azure_tenant_id.lower()
         self._issuer = f"{settings.azure_authority_host}/{settings.azure_tenant_id}/v2.0"
         self._audiences = [settings.azure_client_id, f"api://{settings.azure_client_id}"]
@@ -168,8 +182,26 @@ class CallerAuthenticator:
         return cls(settings, SigningKeys(session, discovery))
 
     def authenticate(self, authorization: str | None) -> Caller:
-        """The caller behind an ``Authorization`` header, or :class:`CallerTokenRejectedError`."""
+        """The caller behind an ``Authorization`` header, or :class:`CallerTokenRejectedError`.
+
+        A token already verified is served from a small cache until it expires: callers such as
+        Power Automate send the same token for an hour, and verifying it again costs more than
+        the rest of the gateway's own work together.
+        """
         token = _bearer(authorization)
+        with self._verified_lock:
+            hit = self._verified.get(token)
+            if hit is not None and self._clock() < hit[1]:
+                self._verified.move_to_end(token)
+                return hit[0]
+        caller, expires_at = self._verify(token)
+        with self._verified_lock:
+            self._verified[token] = (caller, expires_at)
+            while len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -202,7 +234,7 @@ class CallerAuthenticator:
             raise _rejected("The token's signature is not valid.") from None
         except jwt.PyJWTError as err:
             raise _rejected(f"The token is not valid ({type(err).__name__}).") from None
-        return self._caller(claims, token)
+        return self._caller(claims, token), float(claims["exp"])
 
     def _caller(self, claims: dict[str, Any], token: str) -> Caller:
         tenant_id, object_id = claims.get("tid"), claims.get("oid")

@@ -29,7 +29,7 @@ class Runtime:
         for secret in (settings.azure_client_secret, settings.partner_center_refresh_token):
             if secret is not None:
                 register_secret(secret.get_secret_value())
-        session = build_session(settings.pool_size)
+        session = build_session(settings.pool_size, settings.upstream_urls)
         return cls(
             settings=settings,
             client=PartnerCenterClient(settings, session=session),

@@ -66,7 +66,7 @@ class PartnerCenterClient:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
-        self._session = session or build_session(settings.pool_size)
+        self._session = session or build_session(settings.pool_size, settings.upstream_urls)
         self._clock = clock
         policy = RetryPolicy(max_attempts=settings.partner_center_max_attempts)
         self._transport = Transport(

@@ -195,6 +195,11 @@ class Settings(BaseModel):
         threads = self.python_threadpool_thread_count or min(32, (os.cpu_count() or 1) + 4)
         return max(32, threads)
 
+    @property
+    def upstream_urls(self) -> tuple[str, str]:
+        """The hosts the service calls: Partner Center and the authority."""
+        return (self.partner_center_api_url, self.azure_authority_host)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment, failing with the name of any bad setting."""

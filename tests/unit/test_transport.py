@@ -15,6 +15,7 @@ from partnercenter import (
     UnauthorizedError,
     UpstreamError,
     UpstreamTimeoutError,
+    build_session,
 )
 from partnercenter._transport import (
     Deadline,
@@ -242,3 +243,21 @@ def test_backoff_grows_and_is_capped() -> None:
     delays = [policy.backoff(n, rng=lambda: 1.0) for n in range(1, 7)]
     assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     assert policy.backoff(3, rng=lambda: 0.0) == 1.0  # jitter keeps at least half
+
+
+def test_session_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/custom-ca.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "login.example")
+    session = build_session(8, ["https://pc.example/", "https://login.example"])
+    assert session.trust_env is False
+    assert session.verify == "/etc/custom-ca.pem"
+    assert session.proxies == {"https://pc.example": "http://proxy.internal:3128"}
+
+
+def test_session_verifies_with_the_default_store_without_a_bundle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert build_session(8).verify is True
