@@ -17,18 +17,26 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from types import FrameType
 from typing import Any
 
 import azure.functions as func
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .http import correlation_id_of, problem_response
+from .http import CORRELATION_HEADER, correlation_id_of, new_correlation_id, problem_response
 from .logs import configure_logging, correlation_scope
-from .problems import METHOD_NOT_ALLOWED, NOT_FOUND, problem
+from .problems import (
+    INVALID_REQUEST,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    PROBLEM_CONTENT_TYPE,
+    Kind,
+    problem,
+)
 from .registry import HttpFunction, http_functions
 
 logger = logging.getLogger("gateway.devserver")
@@ -65,6 +73,11 @@ class FunctionHost:
         except HTTPException as err:
             return self._routing_problem(request, err)
         function = self.functions[name]
+        try:
+            body = request.get_data(cache=False)
+        except (HTTPException, OSError, ValueError):
+            # A body shorter than its Content-Length, or broken chunked framing: the caller's fault.
+            return self._unreadable_body(request)
         params = {key: ",".join(values) for key, values in request.args.lists()}
         http_request = func.HttpRequest(
             request.method,
@@ -72,7 +85,7 @@ class FunctionHost:
             headers=dict(request.headers.items()),
             params=params,
             route_params={k: str(v) for k, v in route_params.items()},
-            body=request.get_data(cache=False),
+            body=body,
         )
         answer = function.handler(http_request)
         return Response(
@@ -103,10 +116,59 @@ class FunctionHost:
             answer.get_body(), status=answer.status_code, headers=headers, mimetype=answer.mimetype
         )
 
+    def _unreadable_body(self, request: Request) -> Response:
+        correlation_id, _ = correlation_id_of(
+            func.HttpRequest(request.method, request.url, headers=dict(request.headers), body=b"")
+        )
+        with correlation_scope(correlation_id):
+            answer = problem_response(
+                problem(INVALID_REQUEST, "The request body could not be read.", correlation_id)
+            )
+            logger.info("%s %s -> %d", request.method, request.path[:200], answer.status_code)
+        return Response(
+            answer.get_body(),
+            status=answer.status_code,
+            headers=list(answer.headers.items()),
+            mimetype=answer.mimetype,
+        )
+
+
+class ProblemRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler, but the HTTP server's own refusals (bad request line, line or
+    headers too long, unsupported HTTP version), made before any application code runs, are
+    problem+json answers like every other error rather than HTML pages."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer ``code`` with a problem; never echo the refused request line back."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Bad Request"
+        correlation_id = new_correlation_id()
+        found = problem(
+            Kind(code, INVALID_REQUEST.slug, INVALID_REQUEST.title),
+            f"The HTTP server refused the request: {phrase}.",
+            correlation_id,
+            headers={},
+        )
+        body = found.body.model_dump_json(by_alias=True, exclude_none=True).encode()
+        self.log_error("code %d, message %s", code, phrase)
+        self.send_response(code, phrase)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", f"{PROBLEM_CONTENT_TYPE}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header(CORRELATION_HEADER, correlation_id)
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
 
 def serve_app(app: func.FunctionApp, host: str, port: int) -> BaseWSGIServer:
     """A threaded server for ``app`` (not started)."""
-    return make_server(host, port, FunctionHost(app), threaded=True)
+    return make_server(
+        host, port, FunctionHost(app), threaded=True, request_handler=ProblemRequestHandler
+    )
 
 
 def _start_simulator() -> Any:

@@ -7,6 +7,7 @@
     │   ├── CallerTokenRejectedError   the caller's own token was refused for the exchange
     │   ├── MfaRequiredError           AADSTS50076 / 50078 / 50079: the user must sign in with MFA
     │   ├── ConsentExpiredError        AADSTS700082 and kin: the stored refresh token is dead
+    │   │   └── ServiceUserMfaRequiredError  the stored service user signed in without MFA
     │   ├── ConsentRequiredError       AADSTS65001: admin consent is missing
     │   ├── InvalidClientCredentialError  invalid_client: the app's own credential is wrong
     │   └── ServiceUserNotConfiguredError  an app caller, and no service user is configured
@@ -122,6 +123,16 @@ class ConsentExpiredError(AuthenticationError):
     )
 
 
+class ServiceUserMfaRequiredError(ConsentExpiredError):
+    """The stored service user's sign-in lacks MFA (AADSTS50076 and kin): no caller can fix that
+    by signing in again; only a new consent, with MFA, can."""
+
+    remedy = (
+        "Run the one-time consent again, signing in with multi-factor authentication, and store "
+        "the new refresh token in PARTNER_CENTER_REFRESH_TOKEN."
+    )
+
+
 class ConsentRequiredError(AuthenticationError):
     """The app has no consent for Partner Center's user_impersonation permission."""
 
@@ -219,6 +230,7 @@ __all__ = [
     "NotFoundError",
     "PartnerCenterError",
     "PermissionDeniedError",
+    "ServiceUserMfaRequiredError",
     "ServiceUserNotConfiguredError",
     "ThrottledError",
     "UnauthorizedError",

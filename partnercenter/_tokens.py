@@ -33,6 +33,7 @@ from ._errors import (
     InvalidClientCredentialError,
     MfaRequiredError,
     PartnerCenterError,
+    ServiceUserMfaRequiredError,
     ServiceUserNotConfiguredError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -296,7 +297,7 @@ def auth_error_from_result(result: Mapping[str, Any], *, on_behalf_of: bool) -> 
     }
     error_type: type[AuthenticationError]
     if aadsts in _MFA_CODES:
-        error_type = MfaRequiredError
+        error_type = MfaRequiredError if on_behalf_of else ServiceUserMfaRequiredError
     elif aadsts in _CONSENT_EXPIRED_CODES:
         error_type = ConsentExpiredError if not on_behalf_of else CallerTokenRejectedError
     elif aadsts == 65001 or error == "consent_required":

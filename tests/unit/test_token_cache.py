@@ -15,6 +15,7 @@ from partnercenter import (
     ConsentRequiredError,
     InvalidClientCredentialError,
     MfaRequiredError,
+    ServiceUserMfaRequiredError,
     TokenCache,
     UpstreamTimeoutError,
 )
@@ -186,7 +187,7 @@ def test_cap_must_be_positive() -> None:
                 "error_codes": [50078],
             },
             False,
-            MfaRequiredError,
+            ServiceUserMfaRequiredError,
             50078,
         ),
         (

@@ -1,0 +1,1 @@
+"""Fault matrix: every upstream failure injected through the simulator, over real HTTP."""
