@@ -16,7 +16,6 @@ the end of the warm-up to the end, or the host's log lines carry a token.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -38,6 +37,7 @@ from typing import IO, Any
 
 import requests
 
+from bench.simproc import SimulatorProcess
 from simulator import CUSTOMER_MCA, CUSTOMER_NO_AGREEMENTS, Fault, SimulatorClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,8 @@ class Process:
 
 @dataclass
 class Stack:
-    """The simulator and the host, started in order and stopped in reverse."""
+    """The simulator and the host, each a process of its own, started in order and stopped in
+    reverse."""
 
     token_latency: float
     api_latency: float
@@ -136,6 +137,7 @@ class Stack:
     )
     processes: list[Process] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
+    simulator: SimulatorProcess | None = None
     sim: SimulatorClient | None = None
     host_url: str = ""
     host_log: Path | None = None
@@ -151,28 +153,11 @@ class Stack:
 
     def _start(self) -> None:
         state = Path(self.state.name)
-        sim_log = open(state / "simulator.log", "w+")  # noqa: SIM115 - closed in __exit__
-        simulator = Process(
-            "the simulator",
-            [
-                sys.executable,
-                "-m",
-                "simulator",
-                "--state-dir",
-                str(state),
-                "--token-latency-ms",
-                str(self.token_latency * 1000),
-                "--api-latency-ms",
-                str(self.api_latency * 1000),
-            ],
-            dict(os.environ),
-            sim_log,
-        )
-        self.processes.append(simulator)
-        self.settings = json.loads(simulator.wait_for_line("{"))
-        self.sim = SimulatorClient(
-            self.settings["PARTNER_CENTER_API_URL"], self.settings["REQUESTS_CA_BUNDLE"]
-        )
+        self.simulator = SimulatorProcess(
+            token_latency=self.token_latency, api_latency=self.api_latency
+        ).start()
+        self.settings = self.simulator.settings
+        self.sim = self.simulator.sim
         port = free_port()
         env = {
             **os.environ,
@@ -207,11 +192,11 @@ class Stack:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.sim is not None:
-            self.sim.close()
         for process in reversed(self.processes):
             process.stop()
             process.log.close()
+        if self.simulator is not None:
+            self.simulator.stop()
         self.state.cleanup()
 
 
