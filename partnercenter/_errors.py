@@ -26,7 +26,7 @@ Every error carries the Partner Center request and correlation ids, and never a 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 Service = Literal["partnercenter", "identity"]
 
@@ -180,26 +180,8 @@ class NotFoundError(ApiError):
 class ThrottledError(ApiError):
     """429: throttled past the call's deadline; ``retry_after`` is the server's advice."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        code: str | None = None,
-        description: str | None = None,
-        request_id: str | None = None,
-        correlation_id: str | None = None,
-        service: Service = "partnercenter",
-    ) -> None:
-        super().__init__(
-            message,
-            status=429,
-            code=code,
-            description=description,
-            request_id=request_id,
-            correlation_id=correlation_id,
-            service=service,
-        )
+    def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        super().__init__(message, status=429, **fields)
         self.retry_after = retry_after
 
 
