@@ -29,7 +29,7 @@ class QueryModel(ApiModel):
     """Query parameters: unknown ones are refused, so a typo is an error, not a silent default."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid"
+        alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid"
     )
 
 

@@ -111,7 +111,7 @@ ATTACKS: tuple[Attack, ...] = (
         may_succeed=True,
     ),
     Attack("path", "no-leading-slash", b"api/relationship-request", may_succeed=True),
-    Attack("query", "snake-case-name", LINK + b"?indirect_reseller_id=" + MCA, may_succeed=True),
+    Attack("query", "snake-case-name", LINK + b"?indirect_reseller_id=" + MCA),
     # --- query parameters ----------------------------------------------------------------------
     *(
         Attack("query", name, target)
