@@ -21,6 +21,19 @@ from simulator import SimulatorClient
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Ask a child process to stop (SIGTERM), kill it if it has not within 10 s, close its pipe."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 class SimulatorProcess:
     """``python -m simulator`` with the given latencies; a context manager."""
 
@@ -99,14 +112,7 @@ class SimulatorProcess:
             self.client.close()
             self.client = None
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            if self._process.stdout is not None:
-                self._process.stdout.close()
+            stop_process(self._process)
             self._process = None
         if self._log is not None:
             self._log.close()

@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import IO, Any
 
 import requests
 
-from bench.simproc import SimulatorProcess
+from bench.simproc import SimulatorProcess, stop_process
 from simulator import CUSTOMER_MCA, CUSTOMER_NO_AGREEMENTS, Fault, SimulatorClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -113,15 +112,7 @@ class Process:
         return found[0]
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
+        stop_process(self.popen)
 
 
 @dataclass
