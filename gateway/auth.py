@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from partnercenter import (
     AuthenticationError,
     CallerTokenRejectedError,
     OnBehalfOf,
+    PartnerCenterError,
     Principal,
     Settings,
     UpstreamError,
@@ -76,7 +78,10 @@ class SigningKeys:
     """The authority's signing keys from OIDC discovery and JWKS, cached.
 
     An unknown key id triggers a refresh, at most once per ``refresh_cooldown`` seconds, so
-    forged key ids cannot make us hammer the identity provider.
+    forged key ids cannot make us hammer the identity provider. A failed fetch backs off too
+    (``failure_backoff`` seconds, doubling up to ``refresh_cooldown``): meanwhile requests that
+    would need a fetch fail at once, without waiting on the lock, instead of each fetching
+    again and holding a worker thread for the length of the authority's outage.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class SigningKeys:
         discovery_url: str,
         *,
         refresh_cooldown: float = 30.0,
+        failure_backoff: float = 2.0,
         max_age: float = 86_400.0,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -92,33 +98,63 @@ class SigningKeys:
         self._session = session
         self._discovery_url = discovery_url
         self._cooldown = refresh_cooldown
+        self._failure_backoff = failure_backoff
         self._max_age = max_age
         self._timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failure = ""
 
     def key_for(self, kid: str) -> Any | None:
-        """The public key with id ``kid``, or None if the authority does not publish it."""
-        if not self._stale():
+        """The public key with id ``kid``, or None if the authority does not publish it.
+
+        Raises :class:`UpstreamError` when the keys cannot be fetched, or while a failed fetch
+        is backing off.
+        """
+        now = self._clock()
+        if not self._stale(now):
             key = self._keys.get(kid)
             if key is not None:
                 return key
+        if self._due(kid, now):
+            self._fail_fast(now)
         with self._lock:
             now = self._clock()
-            unknown_and_due = (
-                kid not in self._keys
-                and self._fetched_at is not None
-                and now - self._fetched_at >= self._cooldown
-            )
-            if self._stale() or unknown_and_due:
-                self._keys = self._fetch()
-                self._fetched_at = now
+            if not self._due(kid, now):
+                return self._keys.get(kid)
+            self._fail_fast(now)  # a fetch this request waited on may just have failed
+            try:
+                keys = self._fetch()
+            except PartnerCenterError as err:
+                self._failures += 1
+                backoff = self._failure_backoff * 2 ** min(self._failures - 1, 16)
+                self._retry_at = now + min(self._cooldown, backoff)
+                self._last_failure = err.message
+                raise
+            self._keys, self._fetched_at, self._failures = keys, now, 0
             return self._keys.get(kid)
 
-    def _stale(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at > self._max_age
+    def _stale(self, now: float) -> bool:
+        return self._fetched_at is None or now - self._fetched_at > self._max_age
+
+    def _due(self, kid: str, now: float) -> bool:
+        """Whether answering for ``kid`` needs a fetch: keys stale, or unknown and refreshable."""
+        if self._stale(now):
+            return True
+        assert self._fetched_at is not None
+        return kid not in self._keys and now - self._fetched_at >= self._cooldown
+
+    def _fail_fast(self, now: float) -> None:
+        if self._failures and now < self._retry_at:
+            raise UpstreamError(
+                f"{self._last_failure} Not tried again for "
+                f"{max(1, math.ceil(self._retry_at - now))} s.",
+                service="identity",
+            )
 
     def _fetch(self) -> dict[str, Any]:
         jwks_uri = self._get_json(self._discovery_url).get("jwks_uri")
