@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from partnercenter import (
     AuthenticationError,
     CallerTokenRejectedError,
     OnBehalfOf,
+    PartnerCenterError,
     Principal,
     Settings,
     UpstreamError,
@@ -76,7 +78,10 @@ class SigningKeys:
     """The authority's signing keys from OIDC discovery and JWKS, cached.
 
     An unknown key id triggers a refresh, at most once per ``refresh_cooldown`` seconds, so
-    forged key ids cannot make us hammer the identity provider.
+    forged key ids cannot make us hammer the identity provider. A failed fetch backs off too
+    (``failure_backoff`` seconds, doubling up to ``refresh_cooldown``): meanwhile requests that
+    would need a fetch fail at once, without waiting on the lock, instead of each fetching
+    again and holding a worker thread for the length of the authority's outage.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class SigningKeys:
         discovery_url: str,
         *,
         refresh_cooldown: float = 30.0,
+        failure_backoff: float = 2.0,
         max_age: float = 86_400.0,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -92,33 +98,63 @@ class SigningKeys:
         self._session = session
         self._discovery_url = discovery_url
         self._cooldown = refresh_cooldown
+        self._failure_backoff = failure_backoff
         self._max_age = max_age
         self._timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failure = ""
 
     def key_for(self, kid: str) -> Any | None:
-        """The public key with id ``kid``, or None if the authority does not publish it."""
-        if not self._stale():
+        """The public key with id ``kid``, or None if the authority does not publish it.
+
+        Raises :class:`UpstreamError` when the keys cannot be fetched, or while a failed fetch
+        is backing off.
+        """
+        now = self._clock()
+        if not self._stale(now):
             key = self._keys.get(kid)
             if key is not None:
                 return key
+        if self._due(kid, now):
+            self._fail_fast(now)
         with self._lock:
             now = self._clock()
-            unknown_and_due = (
-                kid not in self._keys
-                and self._fetched_at is not None
-                and now - self._fetched_at >= self._cooldown
-            )
-            if self._stale() or unknown_and_due:
-                self._keys = self._fetch()
-                self._fetched_at = now
+            if not self._due(kid, now):
+                return self._keys.get(kid)
+            self._fail_fast(now)  # a fetch this request waited on may just have failed
+            try:
+                keys = self._fetch()
+            except PartnerCenterError as err:
+                self._failures += 1
+                backoff = self._failure_backoff * 2 ** min(self._failures - 1, 16)
+                self._retry_at = now + min(self._cooldown, backoff)
+                self._last_failure = err.message
+                raise
+            self._keys, self._fetched_at, self._failures = keys, now, 0
             return self._keys.get(kid)
 
-    def _stale(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at > self._max_age
+    def _stale(self, now: float) -> bool:
+        return self._fetched_at is None or now - self._fetched_at > self._max_age
+
+    def _due(self, kid: str, now: float) -> bool:
+        """Whether answering for ``kid`` needs a fetch: keys stale, or unknown and refreshable."""
+        if self._stale(now):
+            return True
+        assert self._fetched_at is not None
+        return kid not in self._keys and now - self._fetched_at >= self._cooldown
+
+    def _fail_fast(self, now: float) -> None:
+        if self._failures and now < self._retry_at:
+            raise UpstreamError(
+                f"{self._last_failure} Not tried again for "
+                f"{max(1, math.ceil(self._retry_at - now))} s.",
+                service="identity",
+            )
 
     def _fetch(self) -> dict[str, Any]:
         jwks_uri = self._get_json(self._discovery_url).get("jwks_uri")
@@ -174,6 +210,7 @@ class CallerAuthenticator:
         self._tenant_id = settings.azure_tenant_id.lower()
         self._issuer = f"{settings.azure_authority_host}/{settings.azure_tenant_id}/v2.0"
         self._audiences = [settings.azure_client_id, f"api://{settings.azure_client_id}"]
+        self._allowed_apps = settings.allowed_client_app_ids
 
     @classmethod
     def for_settings(cls, settings: Settings, session: requests.Session) -> CallerAuthenticator:
@@ -242,17 +279,76 @@ class CallerAuthenticator:
             raise _rejected("The token's tid and oid must be GUIDs.")
         if tenant_id.lower() != self._tenant_id:
             raise _rejected("The token was issued by another tenant.")
-        scopes, roles = claims.get("scp"), claims.get("roles")
-        if isinstance(scopes, str) and scopes.strip():
-            return Caller(
-                "user", tenant_id.lower(), object_id.lower(), frozenset(scopes.split()), token
+        if not isinstance(claims.get("aud"), str):
+            # PyJWT accepts a list that merely contains our audience; Entra never issues one.
+            raise _rejected("The token's audience must be this API alone, not a list.")
+        if is_id_token(claims):
+            raise _rejected(
+                "This is an ID token, which proves a sign-in to an app; send an access token "
+                "for this API instead."
             )
-        permissions = (
-            frozenset(r for r in roles if isinstance(r, str))
-            if isinstance(roles, list)
-            else frozenset()
-        )
+        self._check_client_app(claims)
+        kind = caller_kind(claims)
+        if kind == "user":
+            scopes = str(claims["scp"]).split()
+            return Caller("user", tenant_id.lower(), object_id.lower(), frozenset(scopes), token)
+        roles = claims.get("roles")
+        roles = roles if isinstance(roles, list) else []
+        permissions = frozenset(role for role in roles if isinstance(role, str))
         return Caller("app", tenant_id.lower(), object_id.lower(), permissions, token)
+
+    def _check_client_app(self, claims: dict[str, Any]) -> None:
+        if not self._allowed_apps:
+            return
+        client_app = claims.get("azp") or claims.get("appid")
+        if not isinstance(client_app, str) or client_app.lower() not in self._allowed_apps:
+            raise ForbiddenError(
+                "The app the token was issued to is not allowed to call this gateway.",
+                remedy="Call through an allowed app, or ask the gateway's operator to add this "
+                "app's client id to ALLOWED_CLIENT_APP_IDS.",
+            )
+
+
+#: Claims only ID tokens carry: the sign-in's nonce and the hashes binding it to a code or token.
+_ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
+
+
+def is_id_token(claims: dict[str, Any]) -> bool:
+    """Whether verified ``claims`` are an OpenID Connect ID token rather than an access token.
+
+    Entra's access tokens always name the client app the token was issued to (``azp`` in v2,
+    ``appid`` in v1); ID tokens never do (their ``aud`` is that app), and only they carry
+    ``nonce``, ``at_hash`` or ``c_hash``. An ID token can carry ``roles`` and our client id as
+    ``aud``, so neither tells the two apart.
+    """
+    if any(name in claims for name in _ID_TOKEN_CLAIMS):
+        return True
+    return not any(isinstance(claims.get(name), str) for name in ("azp", "appid"))
+
+
+def caller_kind(claims: dict[str, Any]) -> Literal["user", "app"]:
+    """``user`` for a delegated token, ``app`` for an app-only token as Entra marks one.
+
+    App-only means ``idtyp`` is ``app``; without ``idtyp`` (an optional claim), no ``scp``,
+    ``roles`` present and ``oid`` equal to ``sub`` (an app's own service principal). Anything
+    else without delegated scopes is refused: a user's token can carry app roles assigned to
+    that user, and must never be served as the service user.
+    """
+    scopes, idtyp = claims.get("scp"), claims.get("idtyp")
+    has_scopes = isinstance(scopes, str) and bool(scopes.strip())
+    if idtyp == "app" and "scp" not in claims:
+        return "app"
+    roles_only = "scp" not in claims and isinstance(claims.get("roles"), list)
+    if idtyp is None and roles_only and claims.get("oid") == claims.get("sub"):
+        return "app"
+    if has_scopes and idtyp in (None, "user"):
+        return "user"
+    raise ForbiddenError(
+        "The token is neither a user token with delegated scopes (scp) nor an app-only token; "
+        "app roles held by a user do not grant access.",
+        remedy="Sign in and request this API's delegated scopes, or call as an application "
+        "with a client-credentials token.",
+    )
 
 
 def _bearer(authorization: str | None) -> str:

@@ -155,6 +155,12 @@ class HealthResponse(ApiModel):
         title="Service user",
         description="A service user (Secure Application Model) serves app callers.",
     )
+    any_client_app: bool | None = Field(
+        default=None,
+        title="Any client app",
+        description="True when any app of the tenant may call (ALLOWED_CLIENT_APP_IDS is "
+        "empty); false when only the listed apps may.",
+    )
     version: str = Field(title="Version")
 
 

@@ -23,10 +23,9 @@ from ._models import (
 from ._tokens import (
     IdentityHttpClient,
     MsalTokenProvider,
-    OnBehalfOf,
     Principal,
-    ServiceUser,
     TokenProvider,
+    principal_key,
 )
 from ._transport import (
     Clock,
@@ -38,7 +37,7 @@ from ._transport import (
     deadline_scope,
 )
 
-#: Relationship links kept at most (one per partner tenant and indirect-reseller pair).
+#: Relationship links kept at most (one per caller token, or the service user, and indirect ids).
 MAX_CACHED_LINKS = 1024
 
 
@@ -92,7 +91,7 @@ class PartnerCenterClient:
             clock=clock,
             client_assertion=client_assertion,
         )
-        self._links: dict[tuple[str, str, str], _CachedLink] = {}
+        self._links: dict[tuple[str, ...], _CachedLink] = {}
         self._links_lock = threading.Lock()
 
     @classmethod
@@ -114,8 +113,10 @@ class PartnerCenterClient:
     ) -> RelationshipRequest:
         """The link that asks a customer to accept a reseller relationship with this partner.
 
-        The link is fixed per partner tenant, so it is cached for
-        ``RELATIONSHIP_REQUEST_CACHE_SECONDS`` per partner tenant and indirect ids.
+        It is cached for ``RELATIONSHIP_REQUEST_CACHE_SECONDS``, but only for the credentials it
+        was fetched with (the caller's own token, or the service user) and the same indirect
+        ids: Partner Center decides who may read it, so a link it gave one caller is never
+        handed to another caller it might refuse.
         """
         params: dict[str, str] = {}
         if indirect_reseller_id is not None:
@@ -125,7 +126,7 @@ class PartnerCenterClient:
                 indirect_csp_id, "indirectCloudSolutionProviderId"
             )
         key = (
-            self._partner_tenant(principal),
+            *principal_key(principal),
             params.get("indirectResellerId", ""),
             params.get("indirectCloudSolutionProviderId", ""),
         )
@@ -205,9 +206,3 @@ class PartnerCenterClient:
             request_id=request_id,
             correlation_id=correlation_id,
         )
-
-    def _partner_tenant(self, principal: Principal) -> str:
-        if isinstance(principal, OnBehalfOf):
-            return principal.tenant_id.lower()
-        assert isinstance(principal, ServiceUser)
-        return self.settings.azure_tenant_id.lower()

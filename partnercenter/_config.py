@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import ConfigurationError
+from ._ids import is_guid
 
 DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -88,6 +89,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "3600",
     ),
     SettingSpec(
+        "ALLOWED_CLIENT_APP_IDS",
+        "Comma-separated client (application) ids allowed to call the gateway, checked against "
+        "the token's azp (v2) or appid (v1); empty means any app of the tenant.",
+        "",
+    ),
+    SettingSpec(
         "PYTHON_THREADPOOL_THREAD_COUNT",
         "Functions worker threads (platform setting); sizes the connection pool.",
         "",
@@ -146,6 +153,8 @@ class Settings(BaseModel):
     token_cache_max_users: int = Field(default=10000, ge=1, le=10_000_000)
     relationship_request_cache_seconds: float = Field(default=3600.0, ge=0)
     python_threadpool_thread_count: int | None = Field(default=None, ge=1, le=1000)
+    #: Client apps whose tokens are accepted (lower-case GUIDs); empty: any app of the tenant.
+    allowed_client_app_ids: frozenset[str] = frozenset()
     #: Optional secret settings whose Key Vault reference the platform could not resolve; they
     #: are treated as unset, and said so where they are needed.
     unresolved_references: tuple[str, ...] = ()
@@ -167,6 +176,17 @@ class Settings(BaseModel):
         if parts.scheme != "https" or not parts.path.strip("/"):
             raise ValueError("must be a scope URI such as https://host/user_impersonation")
         return value
+
+    @field_validator("allowed_client_app_ids", mode="before")
+    @classmethod
+    def _client_app_ids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        bad = [part for part in ids if not is_guid(part)]
+        if bad:
+            raise ValueError(f"not a client id (GUID): {bad[0][:64]!r}")
+        return frozenset(part.lower() for part in ids)
 
     @field_validator("azure_client_certificate_path")
     @classmethod

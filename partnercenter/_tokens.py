@@ -1,14 +1,18 @@
 """App+User tokens for Partner Center: on-behalf-of and the Secure Application Model.
 
 MSAL does not cache on-behalf-of results and has no single-flight, so this module keeps its own
-per-user cache: bounded (least recently used evicted), one token request per user at a time, and
-keyed by the user's tenant and object id so one user's token never serves another.
+cache: bounded (least recently used evicted), one token request per key at a time, and keyed by a
+hash of the caller's token (as MSAL.NET keys on-behalf-of results on the assertion's hash). A
+Partner Center token therefore serves only the caller token it was exchanged for: not another
+user, and not a weaker sign-in of the same user (a password-only token must not get what an
+MFA-backed one was given, or Conditional Access is never evaluated for it).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import re
@@ -75,6 +79,19 @@ Principal = OnBehalfOf | ServiceUser
 SERVICE_USER = ServiceUser()
 
 
+def principal_key(principal: Principal) -> tuple[str, ...]:
+    """What a result fetched with ``principal``'s credentials may be cached under.
+
+    The service user is one key; a signed-in user is the SHA-256 of the exact token they called
+    with, so a cached result serves only that token (never another user, nor another sign-in of
+    the same user). The hash keeps the token itself out of the cache's keys.
+    """
+    if isinstance(principal, ServiceUser):
+        return ("service-user",)
+    digest = hashlib.sha256(principal.assertion.encode("utf-8")).hexdigest()
+    return ("assertion", principal.tenant_id.lower(), digest)
+
+
 class TokenProvider(Protocol):
     """Anything that hands out Partner Center App+User access tokens."""
 
@@ -114,7 +131,8 @@ class CacheStats:
 
 
 class TokenCache:
-    """Per-user access tokens: least recently used evicted past ``max_entries``, single-flight."""
+    """Access tokens per key (see :func:`principal_key`): least recently used evicted past
+    ``max_entries``, single-flight per key."""
 
     def __init__(self, max_entries: int, clock: Clock = time.monotonic) -> None:
         if max_entries < 1:
@@ -383,7 +401,8 @@ class MsalTokenProvider:
         self._apps_lock = threading.Lock()
 
     def get_token(self, principal: Principal, deadline: Deadline) -> str:
-        """A Partner Center token for ``principal``: cached per user, fetched once at a time."""
+        """A Partner Center token for ``principal``: cached per caller token (or for the service
+        user), fetched once at a time per key."""
         if isinstance(principal, ServiceUser):
             if self._settings.partner_center_refresh_token is None:
                 unresolved = "PARTNER_CENTER_REFRESH_TOKEN" in self._settings.unresolved_references
@@ -396,7 +415,7 @@ class MsalTokenProvider:
                         else "(PARTNER_CENTER_REFRESH_TOKEN)."
                     )
                 )
-            return self.cache.get(("service-user",), self._redeem_refresh_token, deadline)
+            return self.cache.get(principal_key(principal), self._redeem_refresh_token, deadline)
         tenant_id = require_guid(principal.tenant_id, "tenant_id")
         object_id = require_guid(principal.object_id, "object_id")
         claims = _claims(principal.assertion)
@@ -408,7 +427,7 @@ class MsalTokenProvider:
                 "The assertion does not belong to the given user.", argument="assertion"
             )
         return self.cache.get(
-            ("user", tenant_id, object_id),
+            principal_key(principal),
             lambda: self._exchange_on_behalf_of(principal.assertion),
             deadline,
         )

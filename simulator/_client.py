@@ -54,6 +54,10 @@ class SimulatorClient:
         """See :meth:`simulator.Simulator.app_token` (``roles`` as a list)."""
         return str(self._call("POST", "tokens/app", kwargs)["token"])
 
+    def id_token(self, **kwargs: Any) -> str:
+        """See :meth:`simulator.Simulator.id_token` (``roles`` as a list)."""
+        return str(self._call("POST", "tokens/id", kwargs)["token"])
+
     def refresh_token_for(self, **kwargs: Any) -> str:
         """See :meth:`simulator.Simulator.refresh_token_for`."""
         return str(self._call("POST", "tokens/refresh", kwargs)["token"])

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 # Keyword arguments accepted from JSON for each token-minting endpoint.
 _USER_TOKEN_ARGS = frozenset(
     {"oid", "tid", "name", "upn", "scopes", "audience", "issuer", "expires_in", "mfa"}
-).union({"extra_claims"})
-_APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_id"})
+).union({"extra_claims", "roles", "client_app_id"})
+_APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_id", "idtyp"})
+_ID_TOKEN_ARGS = frozenset({"oid", "tid", "name", "roles", "nonce", "mfa", "audience"})
 _REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
 _LATENCY_ARGS = frozenset({"token", "api"})
 
@@ -41,6 +42,9 @@ class ControlPlane:
             },
             ("POST", "tokens/app"): lambda body: {
                 "token": sim.app_token(**_kwargs(body, _APP_TOKEN_ARGS))
+            },
+            ("POST", "tokens/id"): lambda body: {
+                "token": sim.id_token(**_kwargs(body, _ID_TOKEN_ARGS))
             },
             ("POST", "tokens/refresh"): lambda body: {
                 "token": sim.refresh_token_for(**_kwargs(body, _REFRESH_TOKEN_ARGS))

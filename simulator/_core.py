@@ -190,12 +190,17 @@ class Simulator:
         expires_in: int = 3600,
         mfa: bool = True,
         extra_claims: Mapping[str, Any] | None = None,
+        roles: Sequence[str] = (),
+        client_app_id: str | None = None,
     ) -> str:
         """A user's access token for the gateway's own API (what a caller sends the gateway).
 
         RS256 with the current signing key; ``aud`` defaults to ``client_id``, ``iss`` to the
         v2.0 issuer of ``tid``; a negative ``expires_in`` gives an expired token; ``mfa`` sets
-        ``amr`` to ``["pwd", "mfa"]`` rather than ``["pwd"]``. ``extra_claims`` override.
+        ``amr`` to ``["pwd", "mfa"]`` rather than ``["pwd"]`` (a password-only sign-in).
+        ``roles`` are app roles assigned to the user (Entra puts them in the user's tokens);
+        ``client_app_id`` is the app the user signed in with (``azp``/``appid``, default
+        ``CALLER_APP_ID``); empty ``scopes`` leave ``scp`` out. ``extra_claims`` override.
         """
         identity = new_identity(
             oid=oid,
@@ -209,11 +214,30 @@ class Simulator:
             identity,
             audience=audience or self.client_id,
             scp=" ".join(scopes),
-            azp=data.CALLER_APP_ID,
+            azp=client_app_id or data.CALLER_APP_ID,
             issuer=issuer,
             expires_in=expires_in,
-            extra_claims=extra_claims,
+            extra_claims={**({"roles": list(roles)} if roles else {}), **(extra_claims or {})},
         )
+
+    def id_token(
+        self,
+        *,
+        oid: str | None = None,
+        tid: str | None = None,
+        name: str = "Adele Vance",
+        roles: Sequence[str] = (),
+        nonce: str | None = None,
+        mfa: bool = True,
+        audience: str | None = None,
+    ) -> str:
+        """An OpenID Connect ID token of a user's sign-in to ``audience`` (default: the
+        gateway's ``client_id``), signed like access tokens: no ``scp``, no ``azp``, with
+        ``roles`` and ``nonce`` when given. Not an access token: the gateway must refuse it."""
+        identity = new_identity(
+            oid=oid, tid=tid or self.tenant_id, name=name, upn=None, mfa=mfa, sub_for=self.client_id
+        )
+        return self.tokens.id_token(identity, roles=roles, nonce=nonce, audience=audience)
 
     def app_token(
         self,
@@ -223,15 +247,18 @@ class Simulator:
         issuer: str | None = None,
         expires_in: int = 3600,
         app_id: str | None = None,
+        idtyp: bool = True,
     ) -> str:
         """An application caller's token for the gateway's API: ``roles``, no ``scp``,
-        ``idtyp`` app, ``oid`` = ``sub`` = the app's service principal id."""
+        ``idtyp`` app (left out with ``idtyp=False``, as when the app registration does not ask
+        for that optional claim), ``oid`` = ``sub`` = the app's service principal id."""
         return self.tokens.app_access_token(
             app_id=app_id or data.CALLER_APP_ID,
             audience=audience or self.client_id,
             roles=roles,
             issuer=issuer,
             expires_in=expires_in,
+            idtyp=idtyp,
         )
 
     def refresh_token_for(

@@ -121,7 +121,7 @@ class TokenIssuer:
             "azp": azp,
             "appid": azp,
             "azpacr": "1",
-            "scp": scp,
+            **({"scp": scp} if scp else {}),
             "idtyp": "user",
             "ver": "2.0",
             "uti": b64url(secrets.token_bytes(16)),
@@ -138,8 +138,10 @@ class TokenIssuer:
         tid: str | None = None,
         issuer: str | None = None,
         expires_in: int | None = None,
+        idtyp: bool = True,
     ) -> str:
-        """An application-only access token; ``oid`` and ``sub`` are the app's service principal."""
+        """An application-only access token; ``oid`` and ``sub`` are the app's service principal;
+        ``idtyp`` (an optional claim in Entra) is ``app`` unless left out."""
         tid = tid or self._tenant_id
         principal = derived_guid(f"service-principal-{app_id}")
         claims: dict[str, Any] = {
@@ -152,18 +154,28 @@ class TokenIssuer:
             "azp": app_id,
             "appid": app_id,
             "azpacr": "1",
-            "idtyp": "app",
             "ver": "2.0",
             "uti": b64url(secrets.token_bytes(16)),
         }
+        if idtyp:
+            claims["idtyp"] = "app"
         if roles:
             claims["roles"] = list(roles)
         return self.keys.sign(claims)
 
-    def id_token(self, identity: UserIdentity) -> str:
-        """An OpenID Connect ID token for the gateway's app registration."""
+    def id_token(
+        self,
+        identity: UserIdentity,
+        *,
+        roles: Sequence[str] = (),
+        nonce: str | None = None,
+        audience: str | None = None,
+    ) -> str:
+        """An OpenID Connect ID token for the gateway's app registration (or ``audience``):
+        ``aud`` is that app, no ``azp``/``scp``; the user's app ``roles`` and the sign-in's
+        ``nonce`` when given."""
         claims: dict[str, Any] = {
-            "aud": self._client_id,
+            "aud": audience or self._client_id,
             "iss": self.issuer(identity.tid),
             **self._times(self.lifetime),
             "oid": identity.oid,
@@ -172,7 +184,12 @@ class TokenIssuer:
             "name": identity.name,
             "preferred_username": identity.upn,
             "ver": "2.0",
+            "uti": b64url(secrets.token_bytes(16)),
         }
+        if roles:
+            claims["roles"] = list(roles)
+        if nonce is not None:
+            claims["nonce"] = nonce
         return self.keys.sign(claims)
 
     def federated_assertion(self, managed_identity_client_id: str) -> str:

@@ -47,5 +47,6 @@ def health_report() -> HealthResponse:
         problem=f"Unresolved Key Vault reference: {unresolved}." if unresolved else None,
         credential=settings.credential_kind.value,
         service_user=settings.partner_center_refresh_token is not None,
+        any_client_app=not settings.allowed_client_app_ids,
         version=VERSION,
     )

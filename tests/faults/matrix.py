@@ -63,6 +63,10 @@ class Row:
     warm: bool = False
     #: After the answer: the request thread has returned and the next call is served at once.
     then_served: bool = False
+    #: After the answer, this many more calls, each answered alike (in ``max_seconds`` each).
+    repeat: int = 0
+    #: Faults still queued at the end: those the gateway never asked for (e.g. no new fetch).
+    faults_left: int | None = None
     body_contains: str | None = None
     min_seconds: float = 0.0
     max_seconds: float = 5.0
@@ -80,6 +84,8 @@ class Row:
             parts.append(f"{span}≤ {self.max_seconds:g} s")
         if self.then_served:
             parts.append("request thread freed; next call served at once")
+        if self.repeat:
+            parts.append(f"the next {self.repeat} calls alike, at once")
         if self.note:
             parts.append(self.note)
         return "; ".join(parts)
@@ -96,6 +102,8 @@ class Row:
             f"{_count(n)} {g.replace('_', '-')}" for g, n in self.grants.items() if n
         )
         text += f"; token requests: {grants or 'none'}"
+        if self.faults_left is not None:
+            text += f"; {self.faults_left} injected fault(s) never reached (no new fetch)"
         return text
 
 
@@ -521,6 +529,20 @@ ROWS: tuple[Row, ...] = (
         attempts=0,
         grants=NO_GRANTS,
         max_seconds=1.0,
+    ),
+    Row(
+        id="jwks-failing-backoff",
+        fault="JWKS keeps failing (503) while calls keep coming (no keys cached yet)",
+        faults=(Fault(target="jwks", status=503), Fault(target="jwks", status=503)),
+        status=502,
+        problem="upstream-failure",
+        detail=("signing keys",),
+        attempts=0,
+        grants=NO_GRANTS,
+        max_seconds=1.0,
+        repeat=10,
+        faults_left=1,
+        note="the failed fetch backs off: no fetch, no wait on the lock meanwhile",
     ),
     Row(
         id="jwks-503-keys-cached",

@@ -164,6 +164,12 @@ def test_fault(
             )
             assert following.status_code == 200, following.text
             assert time.monotonic() - started_next < 1.0
+        for _ in range(row.repeat):
+            started_again = time.monotonic()
+            again = http.get(url, headers=headers, timeout=30)
+            assert again.status_code == row.status, again.text
+            assert time.monotonic() - started_again <= row.max_seconds
+        faults_left = len(sim.faults)
     finally:
         set_runtime(None)
         http.close()
@@ -227,6 +233,8 @@ def test_fault(
         assert request.subject == subject, "called with another identity's token"
     for grant, count in row.grants.items():
         assert in_bounds(grants.get(grant, 0), count), grants
+    if row.faults_left is not None:
+        assert faults_left == row.faults_left, "the gateway fetched again instead of backing off"
     assert grants.get("client_credentials", 0) == 0, "an app-only token was requested"
 
 

@@ -77,14 +77,37 @@ def test_indirect_ids_are_passed_through(fresh_sim: Simulator, make_client) -> N
     assert reseller in link.url
 
 
-def test_relationship_request_is_cached_per_partner_tenant(
+def test_relationship_request_is_cached_only_for_the_credentials_it_was_fetched_with(
+    fresh_sim: Simulator, make_client
+) -> None:
+    client = make_client(PARTNER_CENTER_REFRESH_TOKEN=fresh_sim.refresh_token_for())
+    alice = user(fresh_sim)
+    first = client.get_relationship_request(alice)
+    assert client.get_relationship_request(alice) == first
+    assert fresh_sim.stats.api_calls.get(RELATIONSHIP_PATH) == 1
+    # Another user, and another sign-in of the same user, are asked of Partner Center: it
+    # decides who may read the link.
+    client.get_relationship_request(user(fresh_sim))
+    client.get_relationship_request(user(fresh_sim, alice.object_id))
+    assert fresh_sim.stats.api_calls.get(RELATIONSHIP_PATH) == 3
+    # The service user is one set of credentials, whichever app it serves.
+    client.get_relationship_request(SERVICE_USER)
+    client.get_relationship_request(SERVICE_USER)
+    assert fresh_sim.stats.api_calls.get(RELATIONSHIP_PATH) == 4
+
+
+def test_a_partner_center_token_serves_only_the_caller_token_it_was_exchanged_for(
     fresh_sim: Simulator, make_client
 ) -> None:
     client = make_client()
-    first = client.get_relationship_request(user(fresh_sim))
-    again = client.get_relationship_request(user(fresh_sim))
-    assert first == again
-    assert fresh_sim.stats.api_calls.get(RELATIONSHIP_PATH) == 1
+    oid = str(uuid.uuid4())
+    strong, weak = user(fresh_sim, oid, mfa=True), user(fresh_sim, oid, mfa=False)
+    client.list_customer_agreements(strong, CUSTOMER_MCA)
+    client.list_customer_agreements(strong, CUSTOMER_MCA)
+    assert fresh_sim.stats.token_requests["on_behalf_of"] == 1
+    with pytest.raises(UnauthorizedError, match="amr"):
+        client.list_customer_agreements(weak, CUSTOMER_MCA)
+    assert fresh_sim.stats.token_requests["on_behalf_of"] == 2
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,28 @@
-"""The per-user token cache: reuse, renewal, single-flight, bounded memory, error mapping."""
+"""The token cache (per caller token): reuse, renewal, single-flight, bounded memory, error mapping."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 
 import pytest
 
 from partnercenter import (
+    SERVICE_USER,
     AuthenticationError,
     CallerTokenRejectedError,
     ConsentExpiredError,
     ConsentRequiredError,
     InvalidClientCredentialError,
     MfaRequiredError,
+    OnBehalfOf,
     ServiceUserMfaRequiredError,
     TokenCache,
     UpstreamTimeoutError,
 )
-from partnercenter._tokens import AccessToken, auth_error_from_result
+from partnercenter._tokens import AccessToken, auth_error_from_result, principal_key
 from partnercenter._transport import Deadline
 
 from .fakes import FakeClock
@@ -229,3 +232,15 @@ def test_entra_errors_become_typed_errors(
     assert type(mapped) is error
     assert mapped.aadsts == code
     assert mapped.remedy or error is AuthenticationError
+
+
+def test_the_key_of_a_user_is_a_hash_of_the_exact_caller_token() -> None:
+    tenant, oid = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+    mfa, password_only = "eyJ.mfa-sign-in.sig", "eyJ.password-sign-in.sig"
+    key = principal_key(OnBehalfOf(mfa, tenant, oid))
+    assert key == principal_key(OnBehalfOf(mfa, tenant, oid))
+    assert key != principal_key(OnBehalfOf(password_only, tenant, oid))
+    assert key[-1] == hashlib.sha256(mfa.encode()).hexdigest()
+    assert mfa not in repr(key)
+    assert principal_key(SERVICE_USER) == ("service-user",)
+    assert principal_key(SERVICE_USER) != key
