@@ -47,6 +47,9 @@ MODULE_KEYS = frozenset({"name", "params", "scope", "dependsOn"})
 #: Stands for a value known only at deployment time.
 UNKNOWN = object()
 
+#: A problem found below a resource: where it is written, and what it is.
+Finding = tuple[Node, str]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -373,46 +376,49 @@ class TemplateChecker:
 
     def check_value(
         self, template: Template, node: Node, types: list[Any], entry: dict[str, Any], path: str
-    ) -> list[str]:
+    ) -> list[Finding]:
         """Problems of an expression against a type, for every value it can take."""
-        found: list[str] = []
+        found: list[Finding] = []
         for value in self.candidates(template, node):
             if value is UNKNOWN:
                 continue
-            found.extend(self._check(template, value, types, entry, path))
+            found.extend(self._check(template, value, node, types, entry, path))
         return found
 
     def _check(
-        self, template: Template, value: Any, types: list[Any], entry: dict[str, Any], path: str
-    ) -> list[str]:
+        self,
+        template: Template,
+        value: Any,
+        where: Node,
+        types: list[Any],
+        entry: dict[str, Any],
+        path: str,
+    ) -> list[Finding]:
         kind = entry["$type"]
         if kind == "AnyType" or value is None:
             return []
         if kind != "UnionType":
             if isinstance(value, Node):
                 return self._check_node(template, value, types, entry, path)
-            return check_literal(value, entry, path)
+            return [(where, message) for message in check_literal(value, entry, path)]
         allowed = _literal_values(types, entry)
         if allowed and isinstance(value, str):
             # An "extensible" enum (the literals plus any string) still names every value the
             # service documents; Bicep warns (BCP036) and the service refuses the rest.
-            accepted = value in allowed
-            return (
-                []
-                if accepted
-                else [f"{path}: {value!r} is not one of {', '.join(map(repr, allowed))}"]
-            )
+            if value in allowed:
+                return []
+            return [(where, f"{path}: {value!r} is not one of {', '.join(map(repr, allowed))}")]
         options = [resolve(types, e) for e in entry["elements"]]
-        results = [self._check(template, value, types, option, path) for option in options]
+        results = [self._check(template, value, where, types, option, path) for option in options]
         return [] if any(not result for result in results) else min(results, key=len)
 
     def _check_node(
         self, template: Template, node: Node, types: list[Any], entry: dict[str, Any], path: str
-    ) -> list[str]:
+    ) -> list[Finding]:
         kind = entry["$type"]
         if node.type in ("array", "for_statement"):
             if kind != "ArrayType":
-                return [f"{path}: expects {entry.get('name') or kind}, not an array"]
+                return [(node, f"{path}: expects {entry.get('name') or kind}, not an array")]
             item_type = resolve(types, entry["itemType"])
             items = (
                 [node.child_by_field_name("body") or _named(node)[-1]]
@@ -420,16 +426,16 @@ class TemplateChecker:
                 else _named(node)
             )
             return [
-                problem
+                finding
                 for index, item in enumerate(items)
-                for problem in self.check_value(
+                for finding in self.check_value(
                     template, item, types, item_type, f"{path}[{index}]"
                 )
             ]
         if kind in ("ObjectType", "DiscriminatedObjectType"):
             props, additional = object_properties(types, entry, node)
             return self.check_object(template, node, types, props, additional, path)
-        return [f"{path}: expects {entry.get('name') or kind}, not an object"]
+        return [(node, f"{path}: expects {entry.get('name') or kind}, not an object")]
 
     def check_object(
         self,
@@ -442,51 +448,40 @@ class TemplateChecker:
         *,
         skip: frozenset[str] = frozenset(),
         require: bool = True,
-    ) -> list[str]:
+    ) -> list[Finding]:
         """Problems of an object literal against an object type's properties."""
-        found: list[str] = []
+        found: list[Finding] = []
         written: set[str] = set()
         prefix = f"{path}." if path else ""
-        for key, _, value in properties(obj):
+        for key, key_node, value in properties(obj):
             if key is None or key in skip:
                 continue
             written.add(key)
             spec = props.get(key)
-            if spec is None:
-                if additional is not None:
-                    found.extend(
-                        self.check_value(
-                            template, value, types, resolve(types, additional), f"{prefix}{key}"
-                        )
+            if spec is None and additional is not None:
+                found.extend(
+                    self.check_value(
+                        template, value, types, resolve(types, additional), f"{prefix}{key}"
                     )
-                    continue
+                )
+            elif spec is None:
                 writable = [name for name, s in props.items() if not s["flags"] & READ_ONLY]
                 close = difflib.get_close_matches(key, writable, n=1)
-                found.append(
-                    f"{prefix}{key}: no such property"
-                    + (
-                        f" (did you mean {close[0]}?)"
-                        if close
-                        else f" (known: {', '.join(sorted(writable))})"
+                hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(writable)}"
+                found.append((key_node, f"{prefix}{key}: no such property ({hint})"))
+            elif spec["flags"] & READ_ONLY:
+                found.append((key_node, f"{prefix}{key}: read-only property; Azure sets it"))
+            else:
+                found.extend(
+                    self.check_value(
+                        template, value, types, resolve(types, spec["type"]), f"{prefix}{key}"
                     )
                 )
-                continue
-            if spec["flags"] & READ_ONLY:
-                found.append(f"{prefix}{key}: read-only property; Azure sets it")
-                continue
+        # A key that is an expression (`'${x}': ...`) may be any required property.
+        computed_key = any(key is None for key, _, _ in properties(obj))
+        if require and not computed_key:
             found.extend(
-                self.check_value(
-                    template, value, types, resolve(types, spec["type"]), f"{prefix}{key}"
-                )
-            )
-        if require and not any(
-            p.type == "object_property"
-            and literal(_named(p)[0]) is UNKNOWN
-            and _named(p)[0].type != "identifier"
-            for p in _named(obj)
-        ):
-            found.extend(
-                f"{prefix}{name}: required property missing"
+                (obj, f"{prefix}{name}: required property missing")
                 for name, spec in props.items()
                 if spec["flags"] & REQUIRED
                 and not spec["flags"] & READ_ONLY
@@ -535,10 +530,10 @@ class TemplateChecker:
         types, body_type = definition
         existing = any(child.type == "existing" for child in declaration.node.children)
         props, _ = object_properties(types, body_type, obj)
-        for message in self.check_object(
+        for where, message in self.check_object(
             template, obj, types, props, None, "", skip=BICEP_RESOURCE_KEYS, require=not existing
         ):
-            self.report(template, declaration.node, f"resource {declaration.name}: {message}")
+            self.report(template, where, f"resource {declaration.name}: {message}")
         if body_type.get("name", "").lower() == "microsoft.web/sites":
             self.check_site(template, declaration, obj)
 
