@@ -48,8 +48,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
     publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    // As Azure's Flex Consumption samples do: no trusted-service bypass on a private account.
     networkAcls: {
-      bypass: 'AzureServices'
+      bypass: vnetEnabled ? 'None' : 'AzureServices'
       defaultAction: vnetEnabled ? 'Deny' : 'Allow'
     }
     encryption: {
