@@ -58,8 +58,9 @@ $(PYCEP_STAMP): tests/infra/requirements-pycep.txt
 	$(PYCEP_VENV)/bin/python -m pip install --quiet -r tests/infra/requirements-pycep.txt
 	touch $@
 
-## lint-infra: checkov on infra/ (no failed check), pycep-parser 0.7.1 on every template, settings contract, pipeline files
+## lint-infra: the templates against Azure's resource type definitions and the Flex Consumption rules, checkov on infra/ (no failed check, every file and resource scanned), pycep-parser 0.7.1 on every template, settings contract, pipeline files
 lint-infra: venv $(INFRA_STAMP) $(PYCEP_STAMP)
+	$(BIN)/python -m tests.infra.check_templates infra
 	$(INFRA_VENV)/bin/python tests/infra/run_checkov.py infra
 	$(PYCEP_VENV)/bin/python tests/infra/parse_bicep.py infra
 	$(BIN)/python -m pytest --quiet --no-header tests/infra

@@ -41,17 +41,32 @@ param partnerCenterRefreshToken string = ''
 @description('When the stored refresh token must have been replaced (ISO 8601); Entra ID refresh tokens live 90 days.')
 param refreshTokenExpiresOn string = dateTimeAdd(utcNow(), 'P90D')
 
-@description('Optional principal (object) id allowed to set secrets in the vault, e.g. the operator running azd (AZURE_PRINCIPAL_ID). Empty for none.')
+@description('Whether the refresh token secret already exists in the vault (stored by the consent step). The app\'s role on that one secret needs an existing secret; a token passed in partnerCenterRefreshToken counts too.')
+param partnerCenterRefreshTokenStored bool = false
+
+@description('Whether the client secret already exists in the vault (credential type secret). The app\'s read role on that one secret needs an existing secret; a value passed in clientSecret counts too.')
+param clientSecretStored bool = false
+
+@description('Principal (object) id of the operator who stores secrets in the vault, e.g. the user running azd (AZURE_PRINCIPAL_ID). Used only with grantOperatorSecretsOfficer.')
 param secretsOfficerPrincipalId string = ''
 
-@description('Whether Key Vault accepts traffic from public networks. Disabled requires VNet integration and a private endpoint (not part of this template).')
+@description('Give secretsOfficerPrincipalId Key Vault Secrets Officer on the vault, to store the first secrets. Opt-in and meant to be temporary: remove the assignment afterwards (docs/deploy.md).')
+param grantOperatorSecretsOfficer bool = false
+
+@description('Private networking: the app is VNet-integrated, and storage and Key Vault refuse public traffic and are reached through private endpoints with their private DNS zones. The default follows Azure\'s Flex Consumption samples (docs/deploy.md).')
+param vnetEnabled bool = true
+
+@description('Address space of the virtual network (vnetEnabled); its first two /24 subnets are used.')
+param vnetAddressPrefix string = '10.0.0.0/16'
+
+@description('Whether Log Analytics and Application Insights answer queries from public networks. Disabled (default) needs an Azure Monitor Private Link Scope to query; Enabled lets the portal query from anywhere, still with Entra ID and Azure RBAC only.')
 @allowed([
   'Enabled'
   'Disabled'
 ])
-param keyVaultPublicNetworkAccess string = 'Enabled'
+param monitoringPublicQueryAccess string = 'Disabled'
 
-@description('Browser origins allowed by CORS (e.g. https://make.powerautomate.com); empty turns CORS off.')
+@description('Browser origins allowed by CORS, each exact (e.g. https://make.powerautomate.com); empty turns CORS off. "*" is refused.')
 param allowedOrigins array = []
 
 @description('Maximum number of instances (Flex Consumption accepts 40 to 1000). Partner Center throttles per partner tenant, so more instances do not mean more throughput.')
@@ -116,6 +131,31 @@ var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 8)}'
 var clientSecretName = 'azure-client-secret'
 var refreshTokenName = 'partner-center-refresh-token'
+// Partner Center events (webhook receiver, subscriptions, queue-triggered deliveries). The queue
+// trigger moves a message that keeps failing to <queue>-poison, so that queue is created here too.
+var eventTableNames = [
+  'events'
+  'subscriptions'
+  'deliveries'
+]
+var deliveryQueueName = 'event-deliveries'
+var eventQueueNames = [
+  deliveryQueueName
+  '${deliveryQueueName}-poison'
+]
+// ARM has no assert function: with a "*" in allowedOrigins this becomes int() of a sentence, which
+// fails the deployment with that sentence (if() evaluates only the branch it takes).
+var corsOrigins = contains(allowedOrigins, '*') ? [
+  int('allowedOrigins must not contain "*": list the exact origins, e.g. https://make.powerautomate.com')
+] : allowedOrigins
+var storageSuffix = environment().suffixes.storage
+// privatelink.vaultcore.azure.net in the public cloud (keyvaultDns is .vault.azure.net).
+var keyVaultDnsZoneName = 'privatelink${replace(environment().suffixes.keyvaultDns, '.vault.', '.vaultcore.')}'
+var storagePrivateEndpoints = [
+  'blob'
+  'queue'
+  'table'
+]
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${resourceToken}'
@@ -130,6 +170,17 @@ module monitoring 'app/monitoring.bicep' = {
     tags: tags
     logAnalyticsName: 'log-${resourceToken}'
     applicationInsightsName: 'appi-${resourceToken}'
+    publicNetworkAccessForQuery: monitoringPublicQueryAccess
+  }
+}
+
+module network 'app/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  params: {
+    location: location
+    tags: tags
+    name: 'vnet-${resourceToken}'
+    addressPrefix: vnetAddressPrefix
   }
 }
 
@@ -140,8 +191,27 @@ module storage 'app/storage.bicep' = {
     tags: tags
     name: 'st${resourceToken}'
     deploymentContainerName: deploymentContainerName
+    tableNames: eventTableNames
+    queueNames: eventQueueNames
+    vnetEnabled: vnetEnabled
   }
 }
+
+module storagePrivateEndpoint 'app/private-endpoint.bicep' = [
+  for service in (vnetEnabled ? storagePrivateEndpoints : []): {
+    name: 'pe-storage-${service}'
+    params: {
+      location: location
+      tags: tags
+      name: 'pe-${service}-${resourceToken}'
+      serviceId: storage.outputs.id
+      groupId: service
+      dnsZoneName: 'privatelink.${service}.${storageSuffix}'
+      subnetId: network.outputs.privateEndpointSubnetId
+      vnetId: network.outputs.id
+    }
+  }
+]
 
 module keyVault 'app/keyvault.bicep' = {
   name: 'keyvault'
@@ -149,7 +219,7 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     name: 'kv-${resourceToken}'
-    publicNetworkAccess: keyVaultPublicNetworkAccess
+    vnetEnabled: vnetEnabled
     logAnalyticsId: monitoring.outputs.logAnalyticsId
     clientSecretName: clientSecretName
     refreshTokenName: refreshTokenName
@@ -161,22 +231,46 @@ module keyVault 'app/keyvault.bicep' = {
   }
 }
 
+module keyVaultPrivateEndpoint 'app/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pe-keyvault'
+  params: {
+    location: location
+    tags: tags
+    name: 'pe-vault-${resourceToken}'
+    serviceId: keyVault.outputs.id
+    groupId: 'vault'
+    dnsZoneName: keyVaultDnsZoneName
+    subnetId: network.outputs.privateEndpointSubnetId
+    vnetId: network.outputs.id
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   params: {
     principalId: identity.properties.principalId
     storageAccountName: storage.outputs.name
+    tableNames: eventTableNames
+    queueNames: eventQueueNames
     keyVaultName: keyVault.outputs.name
+    refreshTokenName: refreshTokenName
+    refreshTokenStored: partnerCenterRefreshTokenStored || !empty(partnerCenterRefreshToken)
+    clientSecretName: clientSecretName
+    clientSecretStored: credentialType == 'secret' && (clientSecretStored || !empty(clientSecret))
     applicationInsightsName: monitoring.outputs.applicationInsightsName
-    secretsOfficerPrincipalId: secretsOfficerPrincipalId
+    operatorPrincipalId: secretsOfficerPrincipalId
+    grantOperatorSecretsOfficer: grantOperatorSecretsOfficer
   }
 }
 
 module api 'app/api.bicep' = {
   name: 'api'
-  // The identity must reach storage and Key Vault before the app first starts.
+  // The identity must reach storage and Key Vault, over the private endpoints when there are
+  // some, before the app first starts.
   dependsOn: [
     rbac
+    storagePrivateEndpoint
+    keyVaultPrivateEndpoint
   ]
   params: {
     location: location
@@ -197,7 +291,8 @@ module api 'app/api.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
-    allowedOrigins: allowedOrigins
+    allowedOrigins: corsOrigins
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
     partnerCenterApiUrl: partnerCenterApiUrl
     partnerCenterScope: partnerCenterScope
     authorityHost: authorityHost
@@ -224,3 +319,5 @@ output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.properties.princip
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_VNET_ENABLED bool = vnetEnabled

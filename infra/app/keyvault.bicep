@@ -17,12 +17,8 @@ param tags object
 @maxLength(24)
 param name string
 
-@description('Whether the vault accepts traffic from public networks. Disabling it requires VNet integration of the function app and a private endpoint for the vault.')
-@allowed([
-  'Enabled'
-  'Disabled'
-])
-param publicNetworkAccess string = 'Enabled'
+@description('Refuse public network traffic: the vault is reachable only through its private endpoint (the function app is VNet-integrated). Azure Resource Manager still writes the secret versions this template is given.')
+param vnetEnabled bool
 
 @description('Log Analytics workspace that receives the vault\'s audit log.')
 param logAnalyticsId string
@@ -54,8 +50,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
   location: location
   tags: tags
-  //checkov:skip=CKV_AZURE_109: Key Vault references are resolved by the App Service platform, which is not a trusted service for the vault firewall; a deny-by-default ACL needs VNet integration and a private endpoint. Access stays Entra ID + RBAC only, and publicNetworkAccess is a parameter.
-  //checkov:skip=CKV_AZURE_189: Public network access is the parameter publicNetworkAccess (default Enabled) because Flex Consumption without VNet integration resolves Key Vault references over the public endpoint.
+  //checkov:skip=CKV_AZURE_109: Deny by default is the default (vnetEnabled true); with vnetEnabled false Flex Consumption resolves Key Vault references over the public endpoint, and the App Service platform is not a trusted service of the vault firewall. Access stays Entra ID + RBAC only.
+  //checkov:skip=CKV_AZURE_189: Public network access is Disabled by default (vnetEnabled true); checkov cannot evaluate the condition that keeps it Enabled for a deployment without a virtual network.
   properties: {
     tenantId: subscription().tenantId
     sku: {
@@ -69,10 +65,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    publicNetworkAccess: publicNetworkAccess
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
     }
   }
 }

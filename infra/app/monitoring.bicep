@@ -1,6 +1,8 @@
 // Log Analytics workspace and workspace-based Application Insights. Local (instrumentation key)
 // authentication is off: telemetry is accepted only with an Entra ID token, which the function
 // app gets from its user-assigned identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+// Ingestion stays public (the function app sends telemetry without an Azure Monitor Private Link
+// Scope, which would be a network of its own); queries are private unless the operator opts in.
 
 @description('Azure region of the resources.')
 param location string
@@ -13,6 +15,13 @@ param logAnalyticsName string
 
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
+
+@description('Whether the logs can be queried from public networks. Disabled (the default) allows queries only through an Azure Monitor Private Link Scope; Enabled lets the portal and az monitor query them from anywhere, still only with Entra ID and Azure RBAC.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccessForQuery string = 'Disabled'
 
 @description('Days of log retention in the workspace.')
 @minValue(30)
@@ -32,7 +41,7 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
       disableLocalAuth: true
     }
     publicNetworkAccessForIngestion: 'Enabled'
-    publicNetworkAccessForQuery: 'Enabled'
+    publicNetworkAccessForQuery: publicNetworkAccessForQuery
   }
 }
 
@@ -46,7 +55,7 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
     WorkspaceResourceId: logAnalytics.id
     DisableLocalAuth: true
     publicNetworkAccessForIngestion: 'Enabled'
-    publicNetworkAccessForQuery: 'Enabled'
+    publicNetworkAccessForQuery: publicNetworkAccessForQuery
   }
 }
 

@@ -19,6 +19,8 @@ import yaml
 from tests.infra.templates import ROOT, parse_bicep
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
+DEPLOY_WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
+VALIDATE_WORKFLOW = ROOT / ".github" / "workflows" / "validate-infra.yml"
 AZURE_PIPELINES = ROOT / "azure-pipelines.yml"
 PIPELINE_FILES = [*WORKFLOWS, AZURE_PIPELINES]
 MAIN_BICEP = ROOT / "infra" / "main.bicep"
@@ -133,12 +135,91 @@ def test_deploy_uses_oidc_without_stored_secrets() -> None:
 def test_azure_pipelines_has_test_then_deploy_stage() -> None:
     pipeline = load_yaml(AZURE_PIPELINES)
     stages = {stage["stage"]: stage for stage in pipeline["stages"]}
-    assert list(stages) == ["Test", "Deploy"]
+    assert list(stages) == ["Test", "Validate", "Deploy"]
+    assert stages["Validate"]["dependsOn"] == "Test"
     assert stages["Deploy"]["dependsOn"] == "Test"
     deployment = stages["Deploy"]["jobs"][0]
     assert "deployment" in deployment and deployment["environment"]
     tasks = [s["task"] for s in steps(deployment) if "task" in s]
     assert any(task.startswith("AzureCLI@2") for task in tasks)
+
+
+def _commands(step: dict[str, Any]) -> str:
+    """The shell a step runs: `run`, `script` or an AzureCLI@2 inline script."""
+    inputs = step.get("inputs") or {}
+    return "\n".join(
+        str(text)
+        for text in (step.get("run"), step.get("script"), inputs.get("inlineScript"))
+        if text
+    )
+
+
+def _validation_before_deployment(job: Any) -> None:
+    """`az bicep build`, then `what-if` of infra/main.bicep, before the templates are deployed."""
+    scripts = [_commands(step) for step in steps(job)]
+    deploying = [
+        i
+        for i, step in enumerate(steps(job))
+        if "az deployment group create" in scripts[i]
+        or str(step.get("uses", "")).startswith("azure/arm-deploy@")
+    ]
+    assert deploying, "no step deploys the templates"
+    before = "\n".join(scripts[: deploying[0]])
+    build = before.find("az bicep build --file infra/main.bicep")
+    what_if = before.find("az deployment group what-if")
+    assert build >= 0, "az bicep build of infra/main.bicep does not run before deploying"
+    assert what_if > build, "az deployment group what-if does not run after the build"
+    assert "--template-file infra/main.bicep" in before[what_if:]
+
+
+def test_deploy_workflow_builds_and_previews_before_deploying() -> None:
+    _validation_before_deployment(load_yaml(DEPLOY_WORKFLOW)["jobs"]["deploy"])
+
+
+def test_azure_pipelines_builds_and_previews_before_deploying() -> None:
+    stages = {stage["stage"]: stage for stage in load_yaml(AZURE_PIPELINES)["stages"]}
+    _validation_before_deployment(stages["Deploy"])
+
+
+def test_pull_requests_validate_with_azure_or_say_why_not() -> None:
+    workflow = load_yaml(VALIDATE_WORKFLOW)
+    triggers = workflow.get("on", workflow.get(True))
+    assert "pull_request" in triggers
+    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert "secrets." not in VALIDATE_WORKFLOW.read_text(encoding="utf-8")
+    (job,) = workflow["jobs"].values()
+    gate, *rest = job["steps"]
+    script = gate["run"]
+    for name in ("CLIENT_ID", "TENANT_ID", "SUBSCRIPTION_ID", "RESOURCE_GROUP"):
+        assert f'"${name}"' in script
+    assert "ACTIONS_ID_TOKEN_REQUEST_URL" in script  # forks get no OIDC token
+    assert "::notice" in script and "GITHUB_STEP_SUMMARY" in script and "Skipped" in script
+    condition = f"steps.{gate['id']}.outputs.configured == 'true'"
+    assert all(step.get("if") == condition for step in rest), "a step runs without Azure login"
+    logins = [s for s in rest if str(s.get("uses", "")).startswith("azure/login@")]
+    assert len(logins) == 1 and set(logins[0]["with"]) == {
+        "client-id",
+        "tenant-id",
+        "subscription-id",
+    }
+    scripts = "\n".join(_commands(step) for step in rest)
+    assert "az bicep build --file infra/main.bicep" in scripts
+    assert "az deployment group what-if" in scripts
+    assert "az deployment group create" not in scripts
+
+
+def test_azure_pipelines_validates_pull_requests_or_says_why_not() -> None:
+    stages = {stage["stage"]: stage for stage in load_yaml(AZURE_PIPELINES)["stages"]}
+    validate = stages["Validate"]
+    assert "eq(variables['Build.Reason'], 'PullRequest')" in validate["condition"]
+    branches = {key: jobs for item in validate["jobs"] for key, jobs in item.items()}
+    configured = branches["${{ if ne(variables.validationServiceConnection, '') }}"]
+    skipped = branches["${{ else }}"]
+    scripts = "\n".join(_commands(step) for step in steps(configured))
+    assert "az bicep build --file infra/main.bicep" in scripts
+    assert "az deployment group what-if" in scripts
+    assert "az deployment group create" not in scripts
+    assert "Skipped" in "\n".join(_commands(step) for step in steps(skipped))
 
 
 def _main_bicep_parameters() -> dict[str, Any]:
@@ -167,7 +248,7 @@ def main_parameters() -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "path",
-    [ROOT / ".github" / "workflows" / "deploy.yml", AZURE_PIPELINES],
+    [DEPLOY_WORKFLOW, VALIDATE_WORKFLOW, AZURE_PIPELINES],
     ids=lambda p: p.name,
 )
 def test_pipelines_pass_known_and_required_parameters(
