@@ -53,7 +53,10 @@ def probe() -> Iterator[tuple[str, int]]:
 
 
 def send(
-    address: tuple[str, int], target: str, headers: Sequence[tuple[str, str]] = (), method: str = "GET"
+    address: tuple[str, int],
+    target: str,
+    headers: Sequence[tuple[str, str]] = (),
+    method: str = "GET",
 ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(*address, timeout=15)
     try:
