@@ -4,7 +4,8 @@ Imported only when telemetry is on. Span attributes follow the OpenTelemetry HTT
 conventions (``http.request.method``, ``http.route``, ``url.template``, ``server.address``,
 ``http.response.status_code``, ``http.request.resend_count``) plus the ids an operator searches
 by: ``correlation_id`` (the request's), ``ms_request_id`` and ``ms_correlation_id`` (Partner
-Center's). Never a URL with its query, a header, a token or a secret.
+Center's). URLs are templated (``/v1/customers/{id}/agreements``): never a query string, an id
+in a path, a header, a token or a secret.
 """
 
 from __future__ import annotations
@@ -77,10 +78,14 @@ class OpenTelemetryTracer:
     def upstream_call(self, call: UpstreamCall) -> Iterator[object]:
         """A client span named ``Partner Center GET /v1/customers/{id}/agreements``."""
         who = _SERVICE_NAMES.get(call.service, call.service)
+        address = call.host if call.port is None else f"{call.host}:{call.port}"
         attributes: dict[str, str | int] = {
             "http.request.method": call.method,
             "server.address": call.host,
             "url.template": call.route,
+            # The URL with its ids templated and no query: Application Insights names the
+            # dependency from its path and shows it as the call's data.
+            "url.full": f"{call.scheme}://{address}{call.route}",
         }
         if call.port is not None:
             attributes["server.port"] = call.port
@@ -131,6 +136,9 @@ def start_azure_monitor(connection_string: str) -> OpenTelemetryTracer:
             # APPLICATIONINSIGHTS_AUTHENTICATION_STRING (local auth is off on the component).
             logger_name="",
             instrumentation_options=disabled,
+            # Every request: the distro's default (5 traces a second, no budget at start) drops
+            # the first requests of each new instance. OTEL_TRACES_SAMPLER still overrides it.
+            sampling_ratio=1.0,
             enable_live_metrics=False,
             enable_performance_counters=False,
         )

@@ -28,6 +28,7 @@ class UpstreamCall:
 
     service: Service
     method: str
+    scheme: str
     host: str
     port: int | None
     #: The path with its ids replaced: ``/v1/customers/{id}/agreements``, ``/{tenant}/oauth2/...``.
@@ -77,6 +78,7 @@ def traced_call(
     call = UpstreamCall(
         service=service,
         method=method,
+        scheme=parts.scheme,
         host=parts.hostname or "",
         port=parts.port,
         route=route_template(service, parts.path),
