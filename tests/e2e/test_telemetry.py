@@ -219,3 +219,10 @@ def test_nothing_of_opentelemetry_is_imported_without_a_connection_string() -> N
         check=True,
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_host_json_puts_the_host_on_opentelemetry() -> None:
+    # With the host's telemetry in OpenTelemetry too, the host's request and the app's spans and
+    # logs correlate (the worker passes the host's trace context on: PYTHON_ENABLE_OPENTELEMETRY).
+    host = json.loads((repo_root() / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
