@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 7071
 
-.PHONY: venv run test lint lint-python sim connector bench soak clean
+.PHONY: venv run test test-oldest-functions lint lint-python sim connector bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,28 @@ run: venv
 sim: venv
 	$(BIN)/python -m simulator
 
-## test: lint, type-check, infrastructure checks, then the whole test suite
+## test: lint, type-check, infrastructure checks, the whole test suite, then the API tests on the oldest azure-functions
 test: lint
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-oldest-functions
+
+# Started from a placeholder (Consumption, Flex Consumption), the Python worker runs the app on the
+# azure-functions it bundles, not on the pinned one: the HTTP API's tests run on the oldest bundled
+# one too, in a venv of its own (requirements.txt without its azure-functions pin).
+OLDEST_VENV  := .venv-func122
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+
+$(OLDEST_STAMP): requirements.txt tests/e2e/requirements-oldest-functions.txt
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	grep -v '^azure-functions==' requirements.txt > $(OLDEST_VENV)/requirements-app.txt
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -r $(OLDEST_VENV)/requirements-app.txt -r tests/e2e/requirements-oldest-functions.txt
+	touch $@
+
+## test-oldest-functions: the HTTP API tests (tests/e2e) on the oldest azure-functions the worker bundles
+test-oldest-functions: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/python -c "import azure.functions as f; print('azure-functions', f.__version__)"
+	$(OLDEST_VENV)/bin/python -m pytest --quiet --no-header -p no:cacheprovider tests/e2e
 
 ## lint: ruff, mypy and the infrastructure checks
 lint: lint-python lint-infra

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shlex
 import signal
 import sys
@@ -22,11 +21,19 @@ from types import FrameType
 from typing import Any
 
 import azure.functions as func
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .host_request import (
+    BadRequestTargetError,
+    MethodNotAllowedError,
+    RouteTable,
+    host_headers,
+    host_path,
+    host_query,
+    host_url,
+)
 from .http import CORRELATION_HEADER, correlation_id_of, new_correlation_id, problem_response
 from .logs import configure_logging, correlation_scope
 from .problems import (
@@ -37,26 +44,20 @@ from .problems import (
     Kind,
     problem,
 )
-from .registry import HttpFunction, http_functions
+from .registry import http_functions
 
 logger = logging.getLogger("gateway.devserver")
 
 ROUTE_PREFIX = "/api"
-_ROUTE_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
-
-
-def werkzeug_rule(function: HttpFunction) -> Rule:
-    """The Werkzeug rule for an Azure Functions route template (``a/{b}/c``)."""
-    path = _ROUTE_PARAM.sub(lambda m: f"<{m.group(1)}>", function.route.strip("/"))
-    return Rule(f"{ROUTE_PREFIX}/{path}", endpoint=function.name, methods=list(function.methods))
 
 
 class FunctionHost:
-    """A WSGI application that dispatches to the app's HTTP functions."""
+    """A WSGI application that dispatches to the app's HTTP functions, following the Functions
+    host's request rules (``gateway/host_request.py``)."""
 
     def __init__(self, app: func.FunctionApp) -> None:
         self.functions = {f.name: f for f in http_functions(app)}
-        self._map = Map([werkzeug_rule(f) for f in self.functions.values()], strict_slashes=False)
+        self._routes = RouteTable(ROUTE_PREFIX, self.functions.values())
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -67,27 +68,28 @@ class FunctionHost:
 
     def dispatch(self, request: Request) -> Response:
         """Answer one request."""
-        adapter = self._map.bind_to_environ(request.environ)
+        # The raw target: the WSGI server has already decoded PATH_INFO, %2F included.
+        raw_target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "/"
+        raw_query = request.environ.get("QUERY_STRING", "")
         try:
-            name, route_params = adapter.match()
-        except HTTPException as err:
+            path = host_path(raw_target)
+            match = self._routes.match(request.method, path)
+        except (BadRequestTargetError, LookupError) as err:
             return self._routing_problem(request, err)
-        function = self.functions[name]
         try:
             body = request.get_data(cache=False)
         except (HTTPException, OSError, ValueError):
             # A body shorter than its Content-Length, or broken chunked framing: the caller's fault.
             return self._unreadable_body(request)
-        params = {key: ",".join(values) for key, values in request.args.lists()}
         http_request = func.HttpRequest(
             request.method,
-            request.url,
-            headers=dict(request.headers.items()),
-            params=params,
-            route_params={k: str(v) for k, v in route_params.items()},
+            host_url(request.scheme, request.host, path, raw_query),
+            headers=host_headers(request.headers.items()),
+            params=host_query(raw_query),
+            route_params=match.route_params,
             body=body,
         )
-        answer = function.handler(http_request)
+        answer = match.function.handler(http_request)
         return Response(
             answer.get_body(),
             status=answer.status_code,
@@ -95,21 +97,24 @@ class FunctionHost:
             mimetype=answer.mimetype,
         )
 
-    def _routing_problem(self, request: Request, err: HTTPException) -> Response:
+    def _routing_problem(self, request: Request, err: Exception) -> Response:
         correlation_id, _ = correlation_id_of(
             func.HttpRequest(request.method, request.url, headers=dict(request.headers), body=b"")
         )
         with correlation_scope(correlation_id):
-            if isinstance(err, MethodNotAllowed):
+            if isinstance(err, MethodNotAllowedError):
                 found = problem(
                     METHOD_NOT_ALLOWED, "This route does not take that method.", correlation_id
                 )
-                allow = ", ".join(sorted(err.valid_methods or []))
                 answer = problem_response(found)
-                headers = [*answer.headers.items(), ("Allow", allow)]
+                headers = [*answer.headers.items(), ("Allow", ", ".join(err.allowed))]
+            elif isinstance(err, BadRequestTargetError):
+                answer = problem_response(
+                    problem(INVALID_REQUEST, "Bad request target.", correlation_id)
+                )
+                headers = list(answer.headers.items())
             else:
-                reason = "No such route." if isinstance(err, NotFound) else "Bad request path."
-                answer = problem_response(problem(NOT_FOUND, reason, correlation_id))
+                answer = problem_response(problem(NOT_FOUND, "No such route.", correlation_id))
                 headers = list(answer.headers.items())
             logger.info("%s %s -> %d", request.method, request.path[:200], answer.status_code)
         return Response(

@@ -20,6 +20,7 @@ from .logs import correlation_scope
 from .problems import PROBLEM_CONTENT_TYPE, ProblemResponse, problem_for
 from .runtime import get_runtime
 from .schemas import QueryModel
+from .telemetry import request_span
 
 logger = logging.getLogger("gateway")
 
@@ -61,7 +62,7 @@ def serve(
 ) -> func.HttpResponse:
     """Run ``operation`` for an authenticated caller holding ``permission``."""
     correlation_id, valid = correlation_id_of(req)
-    with correlation_scope(correlation_id):
+    with correlation_scope(correlation_id), request_span(req, correlation_id) as served:
         started = time.perf_counter()
         try:
             if not valid:
@@ -75,6 +76,7 @@ def serve(
             response = json_response(body, correlation_id)
         except Exception as err:
             response = problem_response(problem_for(err, correlation_id))
+        served.status = response.status_code
         log_request(req, response.status_code, started)
         return response
 

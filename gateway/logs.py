@@ -1,4 +1,5 @@
-"""Structured logs: every record carries the request's correlation id, and no secret."""
+"""Structured logs: every record carries the request's correlation id (in its message too), and no
+secret."""
 
 from __future__ import annotations
 
@@ -62,16 +63,25 @@ def current_correlation_id() -> str | None:
 
 _base_factory = logging.getLogRecordFactory()
 
+#: How a log message names its request's correlation id (searchable as text in any log store).
+CORRELATION_MARK = "correlationId="
+
 
 def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
-    record.correlation_id = _correlation_id.get()
+    correlation_id = _correlation_id.get()
     # Render and redact here: every handler (the Functions host's included) then sees clean text.
     try:
-        message = record.getMessage()
+        message = redact(record.getMessage())
     except (TypeError, ValueError):
-        message = str(record.msg)
-    record.msg = redact(message)
+        message = redact(str(record.msg))
+    if correlation_id is not None:
+        # Only the formatted message reaches the Functions host and Application Insights (the
+        # record's fields are lost there), so the message itself names the request. A field
+        # that is None would be an invalid OpenTelemetry attribute: it is set only when known.
+        record.correlation_id = correlation_id
+        message = f"{message} {CORRELATION_MARK}{correlation_id}"
+    record.msg = message
     record.args = None
     if record.exc_info and record.exc_info[1] is not None:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))

@@ -43,6 +43,7 @@ from ._errors import (
     UpstreamTimeoutError,
 )
 from ._ids import require_guid
+from ._tracing import UpstreamCall, traced_call
 from ._transport import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
@@ -255,10 +256,21 @@ class IdentityHttpClient:
         """Nothing to close: the session belongs to the client."""
 
     def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
+        # MSAL sends its own client-request-id: Entra ID's correlation id for the call.
+        sent_headers = kwargs.get("headers") or {}
+        with traced_call(
+            "identity", method, url, correlation_id=sent_headers.get("client-request-id")
+        ) as call:
+            return self._send_with_retries(method, url, kwargs, call)
+
+    def _send_with_retries(
+        self, method: str, url: str, kwargs: dict[str, Any], call: UpstreamCall
+    ) -> requests.Response:
         deadline = current_deadline() or Deadline(self._default_deadline, self._clock)
         attempt = 0
         while True:
             attempt += 1
+            call.attempts = attempt
             kwargs["timeout"] = (deadline.timeout(CONNECT_TIMEOUT), deadline.timeout(READ_TIMEOUT))
             failure: PartnerCenterError
             try:
@@ -272,6 +284,8 @@ class IdentityHttpClient:
                     f"Could not reach Entra ID ({type(err).__name__}).", service="identity"
                 )
             else:
+                call.status = response.status_code
+                call.request_id = response.headers.get("x-ms-request-id")
                 if not self._policy.is_retryable(response.status_code):
                     return response
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))

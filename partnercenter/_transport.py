@@ -32,6 +32,7 @@ from ._errors import (
     UpstreamTimeoutError,
 )
 from ._ids import new_guid
+from ._tracing import UpstreamCall, traced_call
 
 logger = logging.getLogger("partnercenter")
 
@@ -278,10 +279,30 @@ class Transport:
         }
         url = self._base_url + path
         ids: dict[str, Any] = {"request_id": request_id, "correlation_id": correlation_id}
+        with traced_call("partnercenter", "GET", url, **ids) as call:
+            return self._get_with_retries(
+                call, url, path, params=params, headers=headers, deadline=deadline, ids=ids
+            )
+
+    def _get_with_retries(
+        self,
+        call: UpstreamCall,
+        url: str,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        deadline: Deadline,
+        ids: dict[str, Any],
+    ) -> tuple[requests.Response, str]:
+        request_id = ids["request_id"]
+        correlation_id = ids["correlation_id"]
         attempt = 0
         while True:
             attempt += 1
+            call.attempts = attempt
             if deadline.remaining() <= 0:
+                call.attempts = attempt - 1
                 raise UpstreamTimeoutError(
                     f"No answer from Partner Center within the deadline ({attempt - 1} attempts).",
                     **ids,
@@ -306,7 +327,7 @@ class Transport:
                 )
                 status = None
             else:
-                status = response.status_code
+                status = call.status = response.status_code
                 logger.info(
                     "partner center GET %s -> %s in %.0f ms (attempt %d)",
                     path,

@@ -426,6 +426,12 @@ def test_logs_carry_the_correlation_id_and_no_secret(
     mine = [r for r in records if getattr(r, "correlation_id", None) == correlation]
     assert any("partner center GET" in r.getMessage() for r in mine)
     assert any("-> 200" in r.getMessage() for r in mine)
+    # Only the message text reaches Application Insights through the Functions host: it names
+    # the request too, whatever the logger (MSAL's and urllib3's records of the call included).
+    in_request = [r for r in caplog.records if correlation in str(r.__dict__)]
+    assert {r.name for r in in_request} >= {"gateway", "partnercenter", "msal.telemetry"}
+    for record in in_request:
+        assert record.getMessage().endswith(f"correlationId={correlation}"), record.getMessage()
     secrets = [
         token,
         service_env["AZURE_CLIENT_SECRET"],

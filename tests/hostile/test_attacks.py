@@ -86,14 +86,11 @@ ATTACKS: tuple[Attack, ...] = (
     *(
         Attack("path", name, target)
         for name, target in (
-            ("dot-dot", b"/api/customers/../relationship-request"),
             ("dot-dot-after-route", AGREEMENTS + b"/../../relationship-request"),
             ("encoded-dot-dot", b"/api/%2e%2e/%2e%2e/etc/passwd"),
-            ("dot-segment", b"/api/./relationship-request"),
             ("trailing-dot-dot", b"/api/relationship-request/.."),
             ("double-slash", b"/api//customers/" + MCA + b"/agreements"),
             ("nul-in-route", b"/api/relationship%00-request"),
-            ("upper-case-route", b"/API/relationship-request"),
             ("matrix-parameter", LINK + b";jsessionid=1"),
             ("backslash", b"/api\\relationship-request"),
             ("scheme-relative", b"//evil.example/api/relationship-request"),
@@ -102,8 +99,18 @@ ATTACKS: tuple[Attack, ...] = (
             ("unknown-route", b"/api/customers/" + MCA + b"/subscriptions"),
         )
     ),
-    # The HTTP server decodes %2F before routing, and reads a target without its leading slash:
-    # both are this very route. The query models also take their field names (snake case).
+    # The Functions host (Kestrel) removes dot segments and matches routes whatever their case
+    # before routing (gateway/host_request.py), as make run's host does: these are that route.
+    *(
+        Attack("path", name, target, may_succeed=True)
+        for name, target in (
+            ("dot-dot", b"/api/customers/../relationship-request"),
+            ("dot-segment", b"/api/./relationship-request"),
+            ("upper-case-route", b"/API/relationship-request"),
+        )
+    ),
+    # %2F stays encoded, so it cannot split a segment (404); a target without its leading slash is
+    # refused (400). The query models also take their field names (snake case).
     Attack(
         "path",
         "encoded-slash-route",
@@ -209,7 +216,8 @@ def test_attack_is_refused(
     assert_no_injection(response.headers)
     if attack.may_succeed and authenticated and response.status == 200:
         assert response.headers["content-type"].startswith("application/json")
-        assert len(fresh_sim.stats.api_requests) == 1
+        # At most one call: the relationship request link may already be cached.
+        assert len(fresh_sim.stats.api_requests) <= 1
         return
     problem = assert_refused(response)
     if not authenticated and response.status not in (400, 404, 405, 414, 431):
