@@ -336,9 +336,9 @@ ROWS: tuple[Row, ...] = (
         )
         for kind, text, route, contains in (
             ("bom", "UTF-8 byte-order mark before the JSON", "agreements", None),
-            ("bom", "UTF-8 byte-order mark before the JSON", "relationship", "partnersignup"),
+            ("bom", "UTF-8 byte-order mark before the JSON", "relationship", "partner-invitation"),
             ("extra-fields", "unknown fields in every object", "agreements", None),
-            ("extra-fields", "unknown fields in every object", "relationship", "partnersignup"),
+            ("extra-fields", "unknown fields in every object", "relationship", "partner-invitation"),
             (
                 "new-enum",
                 "an agreement of a never-seen type",
