@@ -338,7 +338,12 @@ ROWS: tuple[Row, ...] = (
             ("bom", "UTF-8 byte-order mark before the JSON", "agreements", None),
             ("bom", "UTF-8 byte-order mark before the JSON", "relationship", "partner-invitation"),
             ("extra-fields", "unknown fields in every object", "agreements", None),
-            ("extra-fields", "unknown fields in every object", "relationship", "partner-invitation"),
+            (
+                "extra-fields",
+                "unknown fields in every object",
+                "relationship",
+                "partner-invitation",
+            ),
             (
                 "new-enum",
                 "an agreement of a never-seen type",
