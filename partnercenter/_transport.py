@@ -385,6 +385,7 @@ class Transport:
                 raise timeout
             started = self._clock()
             unacted = False  # Partner Center certainly did not act on this attempt
+            advice: float | None = None  # the server's Retry-After
             try:
                 response = self._session.request(
                     method,
@@ -420,16 +421,16 @@ class Transport:
                 )
                 if status < 400 and status not in (204, 301, 302, 303, 307, 308):
                     return Sent(response, request_id, attempt, replayed)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                failure = error_for_status(status, response.content, retry_after=retry_after, **ids)
+                advice = parse_retry_after(response.headers.get("Retry-After"))
+                failure = error_for_status(status, response.content, retry_after=advice, **ids)
                 failure.replayed = replayed
                 if not self.policy.is_retryable(status):
                     raise failure
-                unacted = status == 429 or (status == 503 and retry_after is not None)
+                unacted = status == 429 or (status == 503 and advice is not None)
             failure.replayed = replayed
             if not (replay_safe or unacted):
                 raise failure
-            delay = self._next_delay(failure, attempt)
+            delay = self._next_delay(failure, attempt, advice)
             # Out of attempts, or the wait would pass the deadline: fail now, with the advice.
             if attempt >= self.policy.max_attempts or delay >= deadline.remaining():
                 raise failure
@@ -445,7 +446,10 @@ class Transport:
             )
             self._sleep(delay)
 
-    def _next_delay(self, failure: Exception, attempt: int) -> float:
+    def _next_delay(self, failure: Exception, attempt: int, advice: float | None) -> float:
+        # The server's Retry-After (header, or a 429 body's "try again in") wins over backoff.
         if isinstance(failure, ThrottledError) and failure.retry_after is not None:
             return failure.retry_after
+        if advice is not None:
+            return advice
         return self.policy.backoff(attempt, self._rng)
