@@ -151,7 +151,9 @@ def parse_json_body(model: type[BodyT], req: func.HttpRequest) -> BodyT:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
+        errors = err.errors()
+        # An unknown field is usually a misspelt one: name it before what it left missing.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         name = ".".join(str(part) for part in first["loc"])[:100] or "body"
         kind = first["type"]
         if kind == "extra_forbidden":
