@@ -41,6 +41,7 @@ class Permission(StrEnum):
 
     RELATIONSHIP_REQUEST_READ = "RelationshipRequest.Read"
     AGREEMENTS_READ = "Agreements.Read"
+    AGREEMENTS_READ_WRITE = "Agreements.ReadWrite"
 
 
 class ForbiddenError(AuthenticationError):

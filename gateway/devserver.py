@@ -9,6 +9,7 @@ Entra ID and Partner Center and points the service at it.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -25,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .auth import Permission
 from .host_request import (
     BadRequestTargetError,
     MethodNotAllowedError,
@@ -187,16 +189,24 @@ def _start_simulator() -> Any:
 
 
 def _example_curl(port: int, sim: Any) -> str:
-    token = sim.user_token(name="Local Developer")
+    # Every permission of the API, so that the attestation can be tried too.
+    token = sim.user_token(name="Local Developer", scopes=[p.value for p in Permission])
     url = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
-    from simulator import CUSTOMER_MCA  # noqa: PLC0415 - see _start_simulator
+    from simulator import CUSTOMER_MCA, CUSTOMER_NEITHER  # noqa: PLC0415 - see _start_simulator
 
+    contact = json.dumps(
+        {"primaryContact": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@x.example"}}
+    )
     return "\n".join(
         [
             f"TOKEN={shlex.quote(token)}",
             f'curl -s -H "Authorization: Bearer $TOKEN" {url}/relationship-request',
             f'curl -s -H "Authorization: Bearer $TOKEN" '
             f'"{url}/customers/{CUSTOMER_MCA}/agreements?type=MicrosoftCustomerAgreement"',
+            f'curl -s -H "Authorization: Bearer $TOKEN" {url}/customers/{CUSTOMER_MCA}/mca-status',
+            'curl -s -X POST -H "Authorization: Bearer $TOKEN" '
+            f'-H "Content-Type: application/json" -d {shlex.quote(contact)} '
+            f"{url}/customers/{CUSTOMER_NEITHER}/agreements",
             f"curl -s {url}/health",
         ]
     )

@@ -3,12 +3,13 @@ parameter validation, the JSON or problem answer, and one log line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
@@ -19,13 +20,16 @@ from .auth import Caller, Permission
 from .logs import correlation_scope
 from .problems import PROBLEM_CONTENT_TYPE, ProblemResponse, problem_for
 from .runtime import get_runtime
-from .schemas import QueryModel
+from .schemas import BodyModel, QueryModel
 from .telemetry import request_span
 
 logger = logging.getLogger("gateway")
 
 CORRELATION_HEADER = "x-correlation-id"
+#: Largest request body taken; the API's bodies are a few hundred bytes.
+MAX_BODY_BYTES = 16 * 1024
 QueryT = TypeVar("QueryT", bound=QueryModel)
+BodyT = TypeVar("BodyT", bound=BodyModel)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class Call:
         """The query parameters, validated by ``model``."""
         return parse_query(model, self.request.params)
 
+    def body(self, model: type[BodyT]) -> BodyT:
+        """The JSON body, validated by ``model``."""
+        return parse_json_body(model, self.request)
+
     def route_guid(self, name: str) -> str:
         """A route parameter that must be a GUID, lower-cased."""
         value = self.request.route_params.get(name)
@@ -54,7 +62,16 @@ class Call:
         return value.lower()
 
 
-Operation = Callable[[Call], BaseModel]
+@dataclass(frozen=True)
+class Reply:
+    """An operation's answer when it is not a plain 200: its status and extra headers."""
+
+    body: BaseModel
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Operation = Callable[[Call], BaseModel | Reply]
 
 
 def serve(
@@ -72,8 +89,10 @@ def serve(
             runtime = get_runtime()
             caller = runtime.authenticator.authenticate(req.headers.get("Authorization"))
             caller.require(permission)
-            body = operation(Call(req, caller, correlation_id, runtime.client))
-            response = json_response(body, correlation_id)
+            answer = operation(Call(req, caller, correlation_id, runtime.client))
+            if not isinstance(answer, Reply):
+                answer = Reply(answer)
+            response = json_response(answer.body, correlation_id, answer.status, answer.headers)
         except Exception as err:
             response = problem_response(problem_for(err, correlation_id))
         served.status = response.status_code
@@ -112,12 +131,63 @@ def parse_query(model: type[QueryT], params: Mapping[str, str]) -> QueryT:
         raise InvalidArgumentError(message, argument=name[:64]) from None
 
 
-def json_response(body: BaseModel, correlation_id: str, status: int = 200) -> func.HttpResponse:
+def parse_json_body(model: type[BodyT], req: func.HttpRequest) -> BodyT:
+    """Validate a JSON request body, with a message naming the field at fault (never echoing
+    the value)."""
+    media_type = (req.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+    if media_type.lower() != "application/json":
+        raise InvalidArgumentError(
+            "Send the body as JSON (Content-Type: application/json).", argument="Content-Type"
+        )
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidArgumentError(
+            f"The request body is larger than {MAX_BODY_BYTES} bytes.", argument="body"
+        )
+    try:
+        data: Any = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidArgumentError("The request body is not valid JSON.", argument="body") from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError("The request body must be a JSON object.", argument="body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        errors = err.errors()
+        # An unknown field is usually a misspelt one: name it before what it left missing.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        name = ".".join(str(part) for part in first["loc"])[:100] or "body"
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            message = f"Unknown field '{name}'."
+        elif kind == "missing":
+            message = f"'{name}' is required."
+        elif kind == "string_pattern_mismatch":
+            message = f"'{name}' is not valid."
+        elif kind == "string_too_long":
+            message = f"'{name}' is longer than {first['ctx']['max_length']} characters."
+        elif kind == "string_too_short":
+            message = f"'{name}' is too short."
+        else:
+            message = f"'{name}': {first['msg']}."
+        raise InvalidArgumentError(message, argument=name) from None
+
+
+def json_response(
+    body: BaseModel,
+    correlation_id: str,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> func.HttpResponse:
     """A JSON answer of ``body`` (camelCase, nulls kept)."""
     return func.HttpResponse(
         body.model_dump_json(by_alias=True),
         status_code=status,
-        headers={CORRELATION_HEADER: correlation_id, "Cache-Control": "no-store"},
+        headers={
+            **(headers or {}),
+            CORRELATION_HEADER: correlation_id,
+            "Cache-Control": "no-store",
+        },
         mimetype="application/json",
         charset="utf-8",
     )

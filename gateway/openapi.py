@@ -32,6 +32,7 @@ from .problems import (
     BAD_RESPONSE,
     CONSENT,
     FORBIDDEN,
+    INDIRECT_RESELLER,
     INVALID_REQUEST,
     MFA_REQUIRED,
     NOT_CONFIGURED,
@@ -133,7 +134,10 @@ class OperationDoc:
 
     ``operation_id`` is the function's name (``@bp.function_name``). ``response`` None means a JSON
     object the definition does not describe. ``advanced`` holds wire names of query parameters and
-    response properties shown only under "advanced" in Power Automate.
+    body and response properties shown only under "advanced" in Power Automate; ``important``
+    wire names of body properties Power Automate shows first. ``body`` is the JSON request body.
+    ``created``, when set, describes a 201 answer with ``Location`` (a new resource); the 200 is
+    then the one that already existed (``response_description``).
     """
 
     operation_id: str
@@ -147,6 +151,10 @@ class OperationDoc:
     errors: tuple[int, ...] = ()
     visibility: Visibility | None = None
     advanced: frozenset[str] = field(default_factory=frozenset)
+    body: type[BaseModel] | None = None
+    body_description: str = ""
+    important: frozenset[str] = field(default_factory=frozenset)
+    created: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ SERVE_ERRORS = (400, 401, 403, 429, 502, 503, 504)
 ERROR_RESPONSES: Mapping[int, ErrorResponse] = {
     400: ErrorResponse("InvalidRequest", (INVALID_REQUEST,)),
     401: ErrorResponse("Unauthenticated", (UNAUTHENTICATED, MFA_REQUIRED), ("WWW-Authenticate",)),
-    403: ErrorResponse("Forbidden", (FORBIDDEN, PARTNER_CENTER_FORBIDDEN)),
+    403: ErrorResponse("Forbidden", (FORBIDDEN, PARTNER_CENTER_FORBIDDEN, INDIRECT_RESELLER)),
     404: ErrorResponse("NotFound", (NOT_FOUND,)),
     429: ErrorResponse("Throttled", (THROTTLED,), ("Retry-After",)),
     502: ErrorResponse("UpstreamFailure", (UPSTREAM, BAD_RESPONSE)),
@@ -189,6 +197,11 @@ _HEADERS: Mapping[str, dict[str, Any]] = {
         "type": "string",
         "x-ms-summary": "Authentication challenge",
         "description": "Bearer challenge saying why the token was refused.",
+    },
+    "Location": {
+        "type": "string",
+        "x-ms-summary": "Location",
+        "description": "Where the created resource is listed.",
     },
 }
 
@@ -279,8 +292,37 @@ def _operation(
     marked: set[str] = set()
     if doc.query is not None:
         parameters += _query_parameters(doc.query, doc.advanced, marked)
+    if doc.body is not None or doc.important:
+        parameters.append(_body_parameter(doc, definitions, marked))
     parameters.append({"$ref": f"#/parameters/{CORRELATION_PARAMETER}"})
 
+    successes = _successes(doc, definitions, marked)
+    if doc.advanced - marked:
+        raise DefinitionError(f"{where}: advanced names not found: {sorted(doc.advanced - marked)}")
+
+    operation: dict[str, Any] = {
+        "operationId": doc.operation_id,
+        "summary": doc.summary,
+        "description": doc.description,
+        "parameters": parameters,
+        "responses": {
+            **successes,
+            **{
+                str(status): {"$ref": f"#/responses/{ERROR_RESPONSES[status].name}"}
+                for status in sorted(doc.errors)
+            },
+        },
+    }
+    if doc.permission is not None:
+        operation["security"] = [{SECURITY_SCHEME: [doc.permission.value]}]
+    if doc.visibility is not None:
+        operation["x-ms-visibility"] = doc.visibility.value
+    return operation
+
+
+def _successes(doc: OperationDoc, definitions: dict[str, Any], marked: set[str]) -> dict[str, Any]:
+    """The success responses of ``doc``: 200, and 201 for an operation that creates."""
+    where = doc.operation_id
     success: dict[str, Any] = {"headers": {CORRELATION_HEADER: _HEADERS[CORRELATION_HEADER]}}
     if doc.response is None:
         if not doc.response_description:
@@ -294,27 +336,37 @@ def _operation(
             raise DefinitionError(f"{where}: the response model needs a docstring.")
         schema = {"$ref": _REF_PREFIX + doc.response.__name__}
         success.update(description=description, schema=schema)
-    if doc.advanced - marked:
-        raise DefinitionError(f"{where}: advanced names not found: {sorted(doc.advanced - marked)}")
+    successes = {"200": success}
+    if doc.created:
+        created_headers = {name: _HEADERS[name] for name in (CORRELATION_HEADER, "Location")}
+        successes["201"] = {**success, "description": doc.created, "headers": created_headers}
+    return successes
 
-    operation: dict[str, Any] = {
-        "operationId": doc.operation_id,
-        "summary": doc.summary,
-        "description": doc.description,
-        "parameters": parameters,
-        "responses": {
-            "200": success,
-            **{
-                str(status): {"$ref": f"#/responses/{ERROR_RESPONSES[status].name}"}
-                for status in sorted(doc.errors)
-            },
-        },
+
+def _body_parameter(
+    doc: OperationDoc, definitions: dict[str, Any], marked: set[str]
+) -> dict[str, Any]:
+    """The ``in: body`` parameter of ``doc``'s JSON body; its models join ``definitions``."""
+    where = doc.operation_id
+    if doc.body is None:
+        raise DefinitionError(f"{where}: important names need a body.")
+    important: set[str] = set()
+    body = _definitions_of(doc.body, doc.advanced, marked, doc.important, important)
+    if doc.important - important:
+        missing = sorted(doc.important - important)
+        raise DefinitionError(f"{where}: important names not found: {missing}")
+    _merge(definitions, body)
+    description = doc.body_description or body[doc.body.__name__].get("description")
+    if not description:
+        raise DefinitionError(f"{where}: the body model needs a docstring.")
+    return {
+        "name": "body",
+        "in": "body",
+        "required": True,
+        "description": description,
+        "x-ms-summary": "Body",
+        "schema": {"$ref": _REF_PREFIX + doc.body.__name__},
     }
-    if doc.permission is not None:
-        operation["security"] = [{SECURITY_SCHEME: [doc.permission.value]}]
-    if doc.visibility is not None:
-        operation["x-ms-visibility"] = doc.visibility.value
-    return operation
 
 
 def _path_parameter(parameter: PathParameter) -> dict[str, Any]:
@@ -369,9 +421,14 @@ def _query_parameters(
 
 
 def _definitions_of(
-    model: type[BaseModel], advanced: frozenset[str], marked: set[str] | None = None
+    model: type[BaseModel],
+    advanced: frozenset[str],
+    marked: set[str] | None = None,
+    important: frozenset[str] = frozenset(),
+    marked_important: set[str] | None = None,
 ) -> dict[str, Any]:
-    """``model`` and the models it refers to, as Swagger definitions by class name."""
+    """``model`` and the models it refers to, as Swagger definitions by class name; properties
+    named in ``advanced`` or ``important`` get that ``x-ms-visibility``."""
     schema = model.model_json_schema(by_alias=True, ref_template=_REF_PREFIX + "{model}")
     found = {model.__name__: schema, **schema.pop("$defs", {})}
     definitions = {}
@@ -384,6 +441,10 @@ def _definitions_of(
                 prop["x-ms-visibility"] = Visibility.ADVANCED.value
                 if marked is not None:
                     marked.add(prop_name)
+            elif prop_name in important:
+                prop["x-ms-visibility"] = Visibility.IMPORTANT.value
+                if marked_important is not None:
+                    marked_important.add(prop_name)
         definitions[name] = definition
     for definition in definitions.values():
         _inline_refs_with_siblings(definition, definitions)

@@ -16,6 +16,7 @@ from partnercenter import (
     ConfigurationError,
     ConsentExpiredError,
     ConsentRequiredError,
+    IndirectResellerError,
     InvalidArgumentError,
     InvalidClientCredentialError,
     MfaRequiredError,
@@ -52,6 +53,9 @@ UNAUTHENTICATED = Kind(401, "unauthenticated", "A valid bearer token is required
 MFA_REQUIRED = Kind(401, "mfa-required", "Multi-factor authentication is required")
 FORBIDDEN = Kind(403, "forbidden", "The caller lacks a permission")
 PARTNER_CENTER_FORBIDDEN = Kind(403, "partner-center-forbidden", "Partner Center refused the user")
+INDIRECT_RESELLER = Kind(
+    403, "indirect-provider-must-attest", "The indirect provider must attest this customer's MCA"
+)
 NOT_FOUND = Kind(404, "not-found", "Not found")
 METHOD_NOT_ALLOWED = Kind(405, "method-not-allowed", "Method not allowed")
 THROTTLED = Kind(429, "throttled", "The call was throttled upstream")
@@ -71,6 +75,7 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     (ForbiddenError, FORBIDDEN),
     (ServiceUserNotConfiguredError, FORBIDDEN),
     (UnauthorizedError, PARTNER_CENTER_FORBIDDEN),
+    (IndirectResellerError, INDIRECT_RESELLER),
     (PermissionDeniedError, PARTNER_CENTER_FORBIDDEN),
     (NotFoundError, NOT_FOUND),
     (ThrottledError, THROTTLED),

@@ -10,10 +10,23 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from partnercenter import Agreement, AgreementCollection, AgreementType
+from partnercenter import (
+    EMAIL_PATTERN,
+    MAX_EMAIL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PHONE_LENGTH,
+    NAME_PATTERN,
+    PHONE_PATTERN,
+    Agreement,
+    AgreementAttestation,
+    AgreementCollection,
+    AgreementType,
+    McaStatus,
+    PrimaryContact,
+)
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Guid = Annotated[str, Field(pattern=GUID_PATTERN, max_length=36)]
@@ -30,6 +43,18 @@ class QueryModel(ApiModel):
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid"
+    )
+
+
+class BodyModel(ApiModel):
+    """A request body: unknown fields are refused, text is trimmed."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=False,
+        frozen=True,
+        extra="forbid",
+        str_strip_whitespace=True,
     )
 
 
@@ -59,6 +84,12 @@ class RelationshipRequestQuery(QueryModel):
         default=None,
         title="Indirect provider id",
         description="Tenant id of the indirect provider (two-tier partner) for the invitation.",
+    )
+    dual_role_indirect_relationship: bool | None = Field(
+        default=None,
+        title="Dual-role partner",
+        description="true when the partner is both a direct and an indirect provider and invites "
+        "the customer as its indirect provider.",
     )
 
 
@@ -137,6 +168,152 @@ class AgreementsResponse(ApiModel):
         """The API's view of a Partner Center agreement collection."""
         items = [AgreementOut.of(item) for item in collection.items]
         return cls(customer_id=customer_id, count=len(items), agreements=items)
+
+
+def blank_as_absent(value: object) -> object:
+    """An empty optional field as absent: Power Automate sends a cleared field as ``""``."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class ContactIn(BodyModel):
+    """The customer's person who accepted the Microsoft Customer Agreement."""
+
+    first_name: str = Field(
+        title="First name",
+        description="First name of the customer's person who accepted.",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=NAME_PATTERN,
+    )
+    last_name: str = Field(
+        title="Last name",
+        description="Last name of the customer's person who accepted.",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=NAME_PATTERN,
+    )
+    email: str = Field(
+        title="Email",
+        description="Email address of the customer's person who accepted; Microsoft writes to it.",
+        min_length=3,
+        max_length=MAX_EMAIL_LENGTH,
+        pattern=EMAIL_PATTERN,
+    )
+    phone_number: str | None = Field(
+        default=None,
+        title="Phone number",
+        description="Phone number of the customer's person who accepted (optional).",
+        min_length=4,
+        max_length=MAX_PHONE_LENGTH,
+        pattern=PHONE_PATTERN,
+    )
+
+    _blank_phone = field_validator("phone_number", mode="before")(blank_as_absent)
+
+    def to_partner_center(self) -> PrimaryContact:
+        """The contact as the client takes it."""
+        return PrimaryContact(
+            first_name=self.first_name,
+            last_name=self.last_name,
+            email=self.email,
+            phone_number=self.phone_number,
+        )
+
+
+class AttestationRequest(BodyModel):
+    """The customer's acceptance of the Microsoft Customer Agreement, to attest."""
+
+    primary_contact: ContactIn = Field(
+        title="Primary contact", description="Who accepted the agreement for the customer."
+    )
+    date_agreed: datetime | None = Field(
+        default=None,
+        title="Date agreed",
+        description="When the customer accepted (ISO 8601). Default: now. An offset is converted "
+        "to UTC, no offset means UTC; a date in the future is refused.",
+    )
+
+    _blank_date = field_validator("date_agreed", mode="before")(blank_as_absent)
+
+
+class AttestationResponse(ApiModel):
+    """The attestation Partner Center holds: new (201) or one that already existed (200)."""
+
+    customer_id: str = Field(title="Customer id", description="The customer's tenant id.")
+    created: bool = Field(
+        title="Created",
+        description="true when this call recorded the attestation; false when it already existed.",
+    )
+    type: str = Field(title="Agreement type", description="MicrosoftCustomerAgreement.")
+    date_agreed: datetime | None = Field(
+        default=None, title="Date agreed", description="When the customer accepted (UTC)."
+    )
+    template_id: str | None = Field(
+        default=None, title="Template id", description="Id of the agreement's template version."
+    )
+    agreement_link: str | None = Field(
+        default=None, title="Agreement link", description="Link to the agreement's text."
+    )
+    primary_contact: Contact | None = Field(
+        default=None, title="Primary contact", description="Who accepted the agreement."
+    )
+
+    @classmethod
+    def of(cls, customer_id: str, attestation: AgreementAttestation) -> AttestationResponse:
+        """The API's view of an attestation."""
+        agreement = AgreementOut.of(attestation.agreement)
+        return cls(
+            customer_id=customer_id,
+            created=attestation.created,
+            type=agreement.type,
+            date_agreed=agreement.date_agreed,
+            template_id=agreement.template_id,
+            agreement_link=agreement.agreement_link,
+            primary_contact=agreement.primary_contact,
+        )
+
+
+class McaStatusResponse(ApiModel):
+    """Whether a customer has accepted the Microsoft Customer Agreement."""
+
+    customer_id: str = Field(title="Customer id", description="The customer's tenant id.")
+    accepted: bool = Field(
+        title="Accepted",
+        description="true when the customer has accepted the Microsoft Customer Agreement, "
+        "attested by a partner or signed directly with Microsoft.",
+    )
+    accepted_via: Literal["partnerAttestation", "directSigned"] | None = Field(
+        default=None,
+        title="Accepted via",
+        description="partnerAttestation or directSigned; null when not accepted.",
+    )
+    date_agreed: datetime | None = Field(
+        default=None,
+        title="Date agreed",
+        description="When the customer accepted (UTC): the latest attestation's date; null for a "
+        "direct signature.",
+    )
+    primary_contact: Contact | None = Field(
+        default=None,
+        title="Primary contact",
+        description="Who accepted, from the latest attestation; null for a direct signature.",
+    )
+    template_id: str | None = Field(
+        default=None, title="Template id", description="Template of the latest attestation."
+    )
+
+    @classmethod
+    def of(cls, status: McaStatus) -> McaStatusResponse:
+        """The API's view of a customer's MCA status."""
+        agreement = AgreementOut.of(status.agreement) if status.agreement is not None else None
+        return cls(
+            customer_id=status.customer_id,
+            accepted=status.accepted,
+            accepted_via=status.accepted_via.value if status.accepted_via is not None else None,
+            date_agreed=agreement.date_agreed if agreement is not None else None,
+            primary_contact=agreement.primary_contact if agreement is not None else None,
+            template_id=agreement.template_id if agreement is not None else None,
+        )
 
 
 class HealthResponse(ApiModel):

@@ -15,6 +15,7 @@
     │   ├── BadRequestError            400
     │   ├── UnauthorizedError          401: Partner Center refused the App+User token
     │   ├── PermissionDeniedError      403
+    │   │   └── IndirectResellerError  an indirect reseller attested: its provider must
     │   ├── NotFoundError              404
     │   ├── ThrottledError             429, with the server's Retry-After
     │   └── UpstreamError              5xx, other statuses, connections that failed
@@ -56,6 +57,9 @@ class PartnerCenterError(Exception):
         self.request_id = request_id
         self.correlation_id = correlation_id
         self.service = service
+        #: The answer came to a retry made after an earlier attempt's fate was unknown (its
+        #: answer was lost): it may describe what that attempt did.
+        self.replayed = False
 
     def __str__(self) -> str:
         prefix = f"Request {self.request_id}: " if self.request_id else ""
@@ -173,6 +177,15 @@ class PermissionDeniedError(ApiError):
     """403 from Partner Center: the user lacks a role for this operation."""
 
 
+class IndirectResellerError(PermissionDeniedError):
+    """403: the partner is an indirect reseller, whose indirect provider must attest instead."""
+
+    remedy = (
+        "Indirect resellers cannot attest a customer's acceptance of the Microsoft Customer "
+        "Agreement: ask your indirect provider to attest it for this customer."
+    )
+
+
 class NotFoundError(ApiError):
     """404 from Partner Center: no such customer (or resource)."""
 
@@ -206,6 +219,7 @@ __all__ = [
     "ConfigurationError",
     "ConsentExpiredError",
     "ConsentRequiredError",
+    "IndirectResellerError",
     "InvalidArgumentError",
     "InvalidClientCredentialError",
     "MfaRequiredError",

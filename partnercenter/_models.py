@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from ._errors import BadResponseError
@@ -73,6 +73,42 @@ class Agreement(PartnerCenterModel):
     agreement_link: str | None = None
     user_id: str | None = None
     primary_contact: PrimaryContact | None = None
+
+
+class AgreementMetadata(PartnerCenterModel):
+    """One agreement template Partner Center offers: what an attestation must name.
+
+    The documentation names the type ``type`` in one place and ``agreementType`` in another, so
+    both are read; ``versionRank`` ranks the template's versions (the highest is the current one).
+    """
+
+    template_id: str
+    agreement_type: str | None = None
+    type: str | None = None
+    agreement_link: str | None = None
+    version_rank: int | None = Field(
+        default=None, validation_alias=AliasChoices("versionRank", "VersionRank")
+    )
+
+    @property
+    def kind(self) -> str | None:
+        """The agreement type, whichever field named it."""
+        return self.agreement_type or self.type
+
+
+class AgreementMetadataCollection(PartnerCenterModel):
+    """Partner Center's agreement templates (``GET /v1/agreements``)."""
+
+    total_count: int | None = Field(default=None, ge=0)
+    items: list[AgreementMetadata]
+    attributes: ResourceAttributes | None = None
+
+
+class DirectSignedMcaStatus(PartnerCenterModel):
+    """Whether a customer accepted the Microsoft Customer Agreement directly with Microsoft."""
+
+    is_signed: bool
+    attributes: ResourceAttributes | None = None
 
 
 class AgreementCollection(PartnerCenterModel):

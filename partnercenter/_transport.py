@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ._errors import (
     ApiError,
@@ -232,6 +233,42 @@ def build_session(pool_size: int, urls: Iterable[str] = ()) -> requests.Session:
     return session
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A successful answer to one logical request."""
+
+    response: requests.Response
+    #: The ``MS-RequestId`` every attempt carried.
+    request_id: str
+    attempts: int
+    #: An earlier attempt failed after the request may have reached Partner Center (a POST
+    #: retried after a lost answer): what the answer says may be about that attempt.
+    replayed: bool = False
+
+
+def never_sent(err: BaseException) -> bool:
+    """True when a failed attempt never reached the server: its connection could not be opened.
+
+    Anything else (a read timeout, a connection reset or closed after the request was written)
+    leaves it unknown whether the server acted on the request.
+    """
+    if isinstance(err, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    seen: set[int] = set()
+    pending: list[object] = [err]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectTimeoutError):
+            return True
+        if isinstance(current, BaseException):
+            pending += [current.__cause__, current.__context__, *current.args[:1]]
+        pending.append(getattr(current, "reason", None))
+    return False
+
+
 class Transport:
     """Sends Partner Center requests with its headers, retrying within the call's deadline."""
 
@@ -270,6 +307,63 @@ class Transport:
         deadline: Deadline,
     ) -> tuple[requests.Response, str]:
         """GET ``path``; returns the success response and the request id it was sent with."""
+        sent = self.send(
+            "GET",
+            path,
+            params=params,
+            token=token,
+            correlation_id=correlation_id,
+            deadline=deadline,
+        )
+        return sent.response, sent.request_id
+
+    def post(
+        self,
+        path: str,
+        *,
+        body: Mapping[str, Any],
+        token: str,
+        correlation_id: str,
+        deadline: Deadline,
+        replay_safe: bool = False,
+    ) -> Sent:
+        """POST ``body`` as JSON to ``path``, retried only where that cannot do harm.
+
+        A POST is retried when Partner Center cannot have acted on it: a 429, a 503 with
+        ``Retry-After``, or a connection that could not be opened. After an ambiguous failure (a
+        read timeout, a connection dropped once the request was sent, another 5xx) it is retried
+        only if ``replay_safe``: the caller knows how to recognise its own earlier attempt (the
+        same ``MS-RequestId`` goes with it), and :attr:`Sent.replayed` (or the error's
+        ``replayed``) says that it may have to.
+        """
+        return self.send(
+            "POST",
+            path,
+            params={},
+            body=body,
+            token=token,
+            correlation_id=correlation_id,
+            deadline=deadline,
+            replay_safe=replay_safe,
+        )
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        token: str,
+        correlation_id: str,
+        deadline: Deadline,
+        body: Mapping[str, Any] | None = None,
+        replay_safe: bool = True,
+    ) -> Sent:
+        """Send one logical request, retrying within ``deadline`` with one ``MS-RequestId``.
+
+        ``replay_safe`` False (POST) limits retries to failures Partner Center cannot have acted
+        on; GET is always replay-safe.
+        """
         request_id = new_guid()  # kept across retries: Partner Center's idempotency key
         headers = {
             **self._static_headers,
@@ -279,39 +373,58 @@ class Transport:
         }
         url = self._base_url + path
         ids: dict[str, Any] = {"request_id": request_id, "correlation_id": correlation_id}
-        with traced_call("partnercenter", "GET", url, **ids) as call:
-            return self._get_with_retries(
-                call, url, path, params=params, headers=headers, deadline=deadline, ids=ids
+        with traced_call("partnercenter", method, url, **ids) as call:
+            return self._send_with_retries(
+                call,
+                method,
+                url,
+                path,
+                params=params,
+                body=body,
+                headers=headers,
+                deadline=deadline,
+                replay_safe=replay_safe,
+                ids=ids,
             )
 
-    def _get_with_retries(
+    def _send_with_retries(
         self,
         call: UpstreamCall,
+        method: str,
         url: str,
         path: str,
         *,
         params: Mapping[str, str],
+        body: Mapping[str, Any] | None,
         headers: Mapping[str, str],
         deadline: Deadline,
+        replay_safe: bool,
         ids: dict[str, Any],
-    ) -> tuple[requests.Response, str]:
+    ) -> Sent:
         request_id = ids["request_id"]
         correlation_id = ids["correlation_id"]
+        replayed = False  # an earlier attempt may have been acted on
         attempt = 0
         while True:
             attempt += 1
             call.attempts = attempt
             if deadline.remaining() <= 0:
                 call.attempts = attempt - 1
-                raise UpstreamTimeoutError(
+                timeout = UpstreamTimeoutError(
                     f"No answer from Partner Center within the deadline ({attempt - 1} attempts).",
                     **ids,
                 )
+                timeout.replayed = replayed
+                raise timeout
             started = self._clock()
+            unacted = False  # Partner Center certainly did not act on this attempt
+            advice: float | None = None  # the server's Retry-After
             try:
-                response = self._session.get(
+                response = self._session.request(
+                    method,
                     url,
-                    params=params,
+                    params=params or None,
+                    json=body,
                     headers=headers,
                     timeout=(deadline.timeout(CONNECT_TIMEOUT), deadline.timeout(READ_TIMEOUT)),
                     allow_redirects=False,
@@ -321,15 +434,18 @@ class Transport:
                     f"Partner Center did not answer in time ({type(err).__name__}).", **ids
                 )
                 status = None
+                unacted = never_sent(err)
             except requests.RequestException as err:
                 failure = UpstreamError(
                     f"Could not reach Partner Center ({type(err).__name__}).", **ids
                 )
                 status = None
+                unacted = never_sent(err)
             else:
                 status = call.status = response.status_code
                 logger.info(
-                    "partner center GET %s -> %s in %.0f ms (attempt %d)",
+                    "partner center %s %s -> %s in %.0f ms (attempt %d)",
+                    method,
                     path,
                     status,
                     (self._clock() - started) * 1000,
@@ -337,17 +453,24 @@ class Transport:
                     extra={"ms_request_id": request_id, "ms_correlation_id": correlation_id},
                 )
                 if status < 400 and status not in (204, 301, 302, 303, 307, 308):
-                    return response, request_id
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                failure = error_for_status(status, response.content, retry_after=retry_after, **ids)
+                    return Sent(response, request_id, attempt, replayed)
+                advice = parse_retry_after(response.headers.get("Retry-After"))
+                failure = error_for_status(status, response.content, retry_after=advice, **ids)
+                failure.replayed = replayed
                 if not self.policy.is_retryable(status):
                     raise failure
-            delay = self._next_delay(failure, attempt)
+                unacted = status == 429 or (status == 503 and advice is not None)
+            failure.replayed = replayed
+            if not (replay_safe or unacted):
+                raise failure
+            delay = self._next_delay(failure, attempt, advice)
             # Out of attempts, or the wait would pass the deadline: fail now, with the advice.
             if attempt >= self.policy.max_attempts or delay >= deadline.remaining():
                 raise failure
+            replayed = replayed or not unacted
             logger.warning(
-                "partner center GET %s failed (%s); retry %d in %.2f s",
+                "partner center %s %s failed (%s); retry %d in %.2f s",
+                method,
                 path,
                 status if status is not None else type(failure).__name__,
                 attempt,
@@ -356,7 +479,10 @@ class Transport:
             )
             self._sleep(delay)
 
-    def _next_delay(self, failure: Exception, attempt: int) -> float:
+    def _next_delay(self, failure: Exception, attempt: int, advice: float | None) -> float:
+        # The server's Retry-After (header, or a 429 body's "try again in") wins over backoff.
         if isinstance(failure, ThrottledError) and failure.retry_after is not None:
             return failure.retry_after
+        if advice is not None:
+            return advice
         return self.policy.backoff(attempt, self._rng)

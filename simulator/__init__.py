@@ -19,7 +19,15 @@ Fault ``body_kind`` values: ``seed-example`` (the invalid-JSON response example 
 004, status 200 unless ``status`` is set), ``html`` (an HTML error page), ``empty`` (zero bytes),
 ``bom`` (the body prefixed with a UTF-8 BOM), ``extra-fields`` (unknown fields added to every JSON
 object), ``new-enum`` (an agreement of a never-seen type appended to an agreements collection),
-``truncated`` (the body cut in half).
+``truncated`` (the body cut in half). ``commit_first`` handles the request for real before the
+fault's delay and drop: ``Fault(drop=True, commit_first=True)`` is a connection lost after
+Partner Center committed (an attestation is stored, no answer comes back).
+
+Agreements: ``sim.agreements`` holds the attestations made since the last reset
+(``POST /v1/customers/{id}/agreements`` answers 201, 600061 for a repeat with the same contact,
+600002 for a future date, 403 to an indirect reseller); ``rotate_mca_template`` publishes a new
+MCA template (the old id is then refused); ``set_partner(indirect_reseller=True)`` makes the
+partner an indirect reseller. ``reset`` restores all three.
 """
 
 from simulator._client import SimulatorClient
@@ -27,21 +35,35 @@ from simulator._core import Simulator
 from simulator._faults import Fault, FaultQueue
 from simulator._stats import ApiRequest, Stats
 from simulator.data import (
+    CUSTOMER_ATTESTED,
+    CUSTOMER_ATTESTED_AND_DIRECT_SIGNED,
     CUSTOMER_CLOUD_ONLY,
+    CUSTOMER_DIRECT_SIGNED,
     CUSTOMER_MCA,
+    CUSTOMER_NEITHER,
     CUSTOMER_NEW_TYPE,
     CUSTOMER_NO_AGREEMENTS,
+    CUSTOMER_OLD_TEMPLATE,
     CUSTOMER_UNKNOWN,
     CUSTOMERS,
+    MCA_TEMPLATE_ID,
+    OLD_MCA_TEMPLATE_ID,
 )
 
 __all__ = [
     "CUSTOMERS",
+    "CUSTOMER_ATTESTED",
+    "CUSTOMER_ATTESTED_AND_DIRECT_SIGNED",
     "CUSTOMER_CLOUD_ONLY",
+    "CUSTOMER_DIRECT_SIGNED",
     "CUSTOMER_MCA",
+    "CUSTOMER_NEITHER",
     "CUSTOMER_NEW_TYPE",
     "CUSTOMER_NO_AGREEMENTS",
+    "CUSTOMER_OLD_TEMPLATE",
     "CUSTOMER_UNKNOWN",
+    "MCA_TEMPLATE_ID",
+    "OLD_MCA_TEMPLATE_ID",
     "ApiRequest",
     "Fault",
     "FaultQueue",

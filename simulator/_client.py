@@ -74,6 +74,14 @@ class SimulatorClient:
         """Sign tokens with a new key from now on."""
         self._call("POST", "rotate-signing-key")
 
+    def rotate_mca_template(self) -> str:
+        """Publish a new MCA template version; returns its id."""
+        return str(self._call("POST", "agreements/rotate-template")["templateId"])
+
+    def set_partner(self, *, indirect_reseller: bool) -> None:
+        """Make the partner an indirect reseller, or not."""
+        self._call("POST", "agreements/partner", {"indirect_reseller": indirect_reseller})
+
     def settings(self) -> dict[str, str]:
         """The gateway's environment for talking to the simulator."""
         result: dict[str, str] = self._call("GET", "settings")

@@ -26,6 +26,7 @@ _APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_i
 _ID_TOKEN_ARGS = frozenset({"oid", "tid", "name", "roles", "nonce", "mfa", "audience"})
 _REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
 _LATENCY_ARGS = frozenset({"token", "api"})
+_PARTNER_ARGS = frozenset({"indirect_reseller"})
 
 
 class ControlPlane:
@@ -53,6 +54,12 @@ class ControlPlane:
             ("POST", "latency"): lambda body: sim.set_latency(**_kwargs(body, _LATENCY_ARGS)),
             ("POST", "rotate-signing-key"): lambda _: sim.rotate_signing_key(),
             ("GET", "settings"): lambda _: sim.settings(),
+            ("POST", "agreements/rotate-template"): lambda _: {
+                "templateId": sim.rotate_mca_template()
+            },
+            ("POST", "agreements/partner"): lambda body: sim.set_partner(
+                **_kwargs(body, _PARTNER_ARGS)
+            ),
         }
 
     def handle(self, request: Request) -> Response:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from simulator import data
+from simulator._agreements import AgreementBook
 from simulator._crypto import ClientCertificate, KeyRing, TlsMaterial
 from simulator._faults import FaultQueue
 from simulator._identity import IdentityProvider
@@ -58,6 +59,8 @@ class Simulator:
         """Seconds added to every Partner Center request."""
         self.faults = FaultQueue()
         self.stats = Stats()
+        self.agreements = AgreementBook()
+        """Agreements, attestations made, the current MCA template and the partner's kind."""
         self.stopping = threading.Event()
         """Set while stopped: interrupts latency and fault delays."""
         self.stopping.set()
@@ -299,7 +302,17 @@ class Simulator:
         if api is not None:
             self.api_latency = api
 
+    def rotate_mca_template(self) -> str:
+        """Publish a new MCA template version: attestations naming the old one are refused."""
+        return self.agreements.rotate_mca_template()
+
+    def set_partner(self, *, indirect_reseller: bool) -> None:
+        """Make the partner an indirect reseller (whose attestations are refused), or not."""
+        self.agreements.set_partner(indirect_reseller=indirect_reseller)
+
     def reset(self) -> None:
-        """Forget pending faults and zero the statistics (keys and refresh tokens stay)."""
+        """Forget pending faults, zero the statistics and forget attestations made, the rotated
+        template and the partner's kind (keys and refresh tokens stay)."""
         self.faults.clear()
         self.stats.reset()
+        self.agreements.reset()

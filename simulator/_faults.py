@@ -24,7 +24,9 @@ class Fault:
 
     ``status`` None keeps the status the simulator would have answered; ``body_kind`` mutates or
     replaces the body (see the module documentation of :mod:`simulator`). ``delay`` is waited first,
-    then ``drop`` closes the connection without any response.
+    then ``drop`` closes the connection without any response. ``commit_first`` handles the request
+    for real before all that (its effects, such as a stored attestation, are kept): with ``drop``
+    it is a connection lost after Partner Center committed.
     """
 
     target: Target = "api"
@@ -36,6 +38,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     times: int = 1
+    commit_first: bool = False
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:

@@ -106,10 +106,14 @@ def apply_fault(
 ) -> Response:
     """Serve ``fault`` instead of (or on top of) the real response ``real()``.
 
-    Order: wait ``delay``; ``drop`` closes the connection; the base response is the real one when
+    Order: ``commit_first`` handles the request for real (its answer is used when ``status`` is
+    None); wait ``delay``; ``drop`` closes the connection; the base response is the real one when
     ``status`` is None, else ``status`` with ``body`` (``default_body(status)`` when body is None);
     ``body_kind`` then replaces or mutates the body; ``headers`` are added last.
     """
+    if fault.commit_first:
+        committed = real()
+        real = lambda: committed  # noqa: E731 - the request must not be handled twice
     pause(stop, fault.delay)
     if fault.drop:
         raise DropConnection

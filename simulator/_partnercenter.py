@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-import uuid
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -15,10 +16,10 @@ from simulator._control import ControlPlane
 from simulator._http import apply_fault, guid, is_guid, json_response, pause
 from simulator._stats import ApiRequest
 from simulator.data import (
-    AGREEMENTS,
     MICROSOFT_CLOUD_AGREEMENT,
     MICROSOFT_CUSTOMER_AGREEMENT,
     PARTNER_CENTER_RESOURCE,
+    agreement_metadata,
 )
 
 if TYPE_CHECKING:
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 CONTROL_PREFIX = "/_sim/"
 _RELATIONSHIP = re.compile(r"/v1/customers/relationshiprequests/?", re.IGNORECASE)
 _AGREEMENTS = re.compile(r"/v1/customers/([^/]+)/agreements/?", re.IGNORECASE)
+_DIRECT_SIGNED = re.compile(
+    r"/v1/customers/([^/]+)/directSignedMicrosoftCustomerAgreementStatus/?", re.IGNORECASE
+)
+_METADATA = re.compile(r"/v1/agreements/?", re.IGNORECASE)
+#: Largest request body read (an attestation is a few hundred bytes).
+_MAX_BODY = 64 * 1024
 _AGREEMENT_TYPES = {
     t.lower(): t for t in (MICROSOFT_CLOUD_AGREEMENT, MICROSOFT_CUSTOMER_AGREEMENT, "*")
 }
@@ -75,6 +82,7 @@ class PartnerCenter:
         sim = self._sim
         status = 0  # stays 0 when a fault drops the connection
         generation = sim.stats.generation
+        started = time.monotonic()
         try:
             pause(sim.stopping, sim.api_latency)
             fault = sim.faults.take("api", request.path)
@@ -94,19 +102,29 @@ class PartnerCenter:
             status = response.status_code
             return response
         finally:
-            sim.stats.record_api_request(_record(request, status), generation=generation)
+            sim.stats.record_api_request(
+                _record(request, status, started, time.monotonic()), generation=generation
+            )
 
     def _handle(self, request: Request) -> Response:
         denied = self._authorize(request)
         if denied is not None:
             return denied
+        agreements = _AGREEMENTS.fullmatch(request.path)
+        if request.method == "POST" and agreements:
+            return self._attest(request, agreements.group(1))
         if request.method not in ("GET", "HEAD"):
             return pc_error(405, "405", f"The method {request.method} is not allowed here.")
-        if _RELATIONSHIP.fullmatch(request.path):
-            return self._relationship_request(request)
-        match = _AGREEMENTS.fullmatch(request.path)
-        if match:
-            return self._agreements(request, match.group(1))
+        routes: tuple[tuple[re.Pattern[str], Callable[[Request, str], Response]], ...] = (
+            (_RELATIONSHIP, lambda r, _: self._relationship_request(r)),
+            (_AGREEMENTS, self._agreements),
+            (_DIRECT_SIGNED, lambda _, customer: self._direct_signed(customer)),
+            (_METADATA, lambda r, _: self._metadata(r)),
+        )
+        for pattern, handler in routes:
+            match = pattern.fullmatch(request.path)
+            if match:
+                return handler(request, match.group(1) if match.groups() else "")
         return pc_error(404, "404", f"The resource {request.path} was not found.")
 
     def _authorize(self, request: Request) -> Response | None:
@@ -153,10 +171,8 @@ class PartnerCenter:
         return response
 
     def _relationship_request(self, request: Request) -> Response:
-        url = (
-            "https://portal.office.com/partner/partnersignup.aspx?type=ResellerRelationship"
-            f"&id={self._sim.partner_id}&csp=1&msppid=0"
-        )
+        # The current form (documented since 2020-2022), not the 2019 partnersignup.aspx one.
+        query = f"invType=ResellerRelationship&partnerId={self._sim.partner_id}&msppId=0"
         for name, url_name in (
             ("indirectCloudSolutionProviderId", "indirectCSPId"),
             ("indirectResellerId", "indirectResellerId"),
@@ -166,8 +182,80 @@ class PartnerCenter:
                 continue
             if not is_guid(value):
                 return pc_error(400, _INVALID_INPUT, f"{name} '{value}' is not a valid GUID.")
-            url += f"&{url_name}={value}"
+            query += f"&{url_name}={value}"
+        dual_role = request.args.get("dualRoleIndirectRelationship")
+        if dual_role is not None:
+            if dual_role.lower() not in ("true", "false"):
+                return pc_error(
+                    400,
+                    _INVALID_INPUT,
+                    f"dualRoleIndirectRelationship '{dual_role}' is not a valid boolean.",
+                )
+            query += f"&dualRoleIndirectRelationship={dual_role.lower()}"
+        url = (
+            f"https://admin.microsoft.com/Adminportal/Home?{query}&DAP=false"
+            "#/BillingAccounts/partner-invitation"
+        )
         return json_response(200, {"url": url, "attributes": {"objectType": "RelationshipRequest"}})
+
+    def _attest(self, request: Request, customer_id: str) -> Response:
+        if not is_guid(customer_id):
+            return pc_error(
+                400, _INVALID_INPUT, f"The customer tenant id '{customer_id}' is not a valid GUID."
+            )
+        if (request.content_length or 0) > _MAX_BODY:
+            return pc_error(413, "413", "The request body is too large.")
+        try:
+            body = json.loads(request.get_data() or b"null")
+        except ValueError:
+            return pc_error(400, _INVALID_INPUT, "The request body is not valid JSON.")
+        claims, _ = self._bearer_claims(request)
+        oid = claims.get("oid")
+        status, answer = self._sim.agreements.attest(
+            customer_id, body, oid if isinstance(oid, str) else None
+        )
+        return json_response(status, answer)
+
+    def _direct_signed(self, customer_id: str) -> Response:
+        if not is_guid(customer_id):
+            return pc_error(
+                400, _INVALID_INPUT, f"The customer tenant id '{customer_id}' is not a valid GUID."
+            )
+        if self._sim.agreements.agreements_of(customer_id) is None:
+            return pc_error(
+                404,
+                _CUSTOMER_NOT_FOUND,
+                f"Customer '{customer_id}' was not found for this partner.",
+            )
+        return json_response(
+            200,
+            {
+                "isSigned": self._sim.agreements.direct_signed(customer_id),
+                "attributes": {"objectType": "DirectSignedMicrosoftCustomerAgreementStatus"},
+            },
+        )
+
+    def _metadata(self, request: Request) -> Response:
+        requested = request.args.get("agreementType")
+        # As for agreements, no type means MicrosoftCloudAgreement (backward compatibility).
+        agreement_type = (
+            MICROSOFT_CLOUD_AGREEMENT
+            if requested is None
+            else _AGREEMENT_TYPES.get(requested.lower())
+        )
+        if agreement_type is None:
+            return pc_error(
+                400, _INVALID_REQUEST, f"The agreementType '{requested}' is not supported."
+            )
+        items = [
+            item
+            for item in agreement_metadata(self._sim.agreements.mca_template_id)
+            if agreement_type in ("*", item["agreementType"])
+        ]
+        return json_response(
+            200,
+            {"totalCount": len(items), "items": items, "attributes": {"objectType": "Collection"}},
+        )
 
     def _agreements(self, request: Request, customer_id: str) -> Response:
         if not is_guid(customer_id):
@@ -188,7 +276,7 @@ class PartnerCenter:
                 f"The agreementType '{requested}' is not supported. Supported values: "
                 "MicrosoftCloudAgreement, MicrosoftCustomerAgreement, *.",
             )
-        agreements = AGREEMENTS.get(str(uuid.UUID(customer_id)))
+        agreements = self._sim.agreements.agreements_of(customer_id)
         if agreements is None:
             return pc_error(
                 404,
@@ -214,7 +302,7 @@ class PartnerCenter:
         )
 
 
-def _record(request: Request, status: int) -> ApiRequest:
+def _record(request: Request, status: int, started: float, finished: float) -> ApiRequest:
     """What the statistics keep of a request: no bearer token, only who it was for."""
     headers = {name.lower(): value for name, value in request.headers.items()}
     subject: tuple[str, str] | None = None
@@ -238,4 +326,17 @@ def _record(request: Request, status: int) -> ApiRequest:
         subject=subject,
         scopes=scopes,
         status=status,
+        started=started,
+        finished=finished,
+        body=_json_body(request),
     )
+
+
+def _json_body(request: Request) -> Any:
+    """A request's JSON body (None without one), as the statistics keep it."""
+    if request.method not in ("POST", "PUT", "PATCH") or (request.content_length or 0) > _MAX_BODY:
+        return None
+    try:
+        return json.loads(request.get_data() or b"null")
+    except ValueError:
+        return None

@@ -17,7 +17,9 @@ class ApiRequest:
 
     ``headers`` have lower-case names and the bearer token replaced by ``Bearer <redacted>``;
     ``subject`` is (tid, oid) of the bearer token when it could be decoded; ``status`` is what the
-    simulator answered (0 when the connection was dropped without an answer).
+    simulator answered (0 when the connection was dropped without an answer). ``started`` and
+    ``finished`` are ``time.monotonic()`` when the request arrived and when its answer was ready
+    (latency and fault delays included); ``body`` is the JSON body of a POST, if any.
     """
 
     method: str
@@ -27,6 +29,9 @@ class ApiRequest:
     subject: tuple[str, str] | None
     scopes: str | None
     status: int
+    started: float = 0.0
+    finished: float = 0.0
+    body: Any = None
 
 
 class Stats:

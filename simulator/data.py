@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -47,6 +47,12 @@ UNKNOWN_AGREEMENT_TYPE = "MicrosoftPartnerAgreementV3"
 
 _MCA_TEMPLATE = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
 _CLOUD_TEMPLATE = "998b88de-aa99-4388-a42c-1b3517d49490"
+MCA_TEMPLATE_ID = _MCA_TEMPLATE
+"""The current Microsoft Customer Agreement template (``GET /v1/agreements`` lists it)."""
+OLD_MCA_TEMPLATE_ID = "117a77b0-9360-443b-8795-c6dedc750cf9"
+"""An MCA template of 2019, no longer accepted for new attestations."""
+MCA_VERSION_RANK = 2
+"""``versionRank`` of the current MCA template."""
 _LINKS = {
     MICROSOFT_CUSTOMER_AGREEMENT: "https://aka.ms/customeragreement",
     MICROSOFT_CLOUD_AGREEMENT: "https://aka.ms/microsoftcloudagreement",
@@ -89,16 +95,22 @@ class Agreement:
     date_agreed: date
     user_id: str
     extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The template attested with; None for the current one of the agreement's type.
+    template_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the agreement as Partner Center serialises it.
 
         ``dateAgreed`` carries no offset, exactly as Partner Center sends it (it is UTC).
         """
+        if isinstance(self.date_agreed, datetime):
+            agreed = self.date_agreed.strftime("%Y-%m-%dT%H:%M:%S")
+        else:
+            agreed = f"{self.date_agreed.isoformat()}T00:00:00"
         body: dict[str, Any] = {
             "primaryContact": self.contact.to_json(),
-            "templateId": _TEMPLATES.get(self.type, _MCA_TEMPLATE),
-            "dateAgreed": f"{self.date_agreed.isoformat()}T00:00:00",
+            "templateId": self.template_id or _TEMPLATES.get(self.type, _MCA_TEMPLATE),
+            "dateAgreed": agreed,
             "type": self.type,
             "agreementLink": _LINKS.get(self.type, "https://aka.ms/agreements"),
             "userId": self.user_id,
@@ -120,6 +132,16 @@ CUSTOMER_NEW_TYPE = "4d7a1c86-2e5b-4a9d-8c3f-6b1e0d2a4c82"
 """A customer with one MCA plus an agreement of a type no client knows, with unknown fields."""
 CUSTOMER_UNKNOWN = "5e6b0d97-3f4c-4b8e-9d20-7c2f1e3b5d93"
 """A valid GUID that is not a customer of the partner (Partner Center answers 404)."""
+CUSTOMER_ATTESTED = CUSTOMER_MCA
+"""MCA accepted through partner attestations only (the seed document's customer)."""
+CUSTOMER_DIRECT_SIGNED = "6f7c1ea8-4a5d-4c6f-8e31-8d4a2f6c7e04"
+"""Signed the MCA directly with Microsoft: no attestation, ``isSigned`` true."""
+CUSTOMER_ATTESTED_AND_DIRECT_SIGNED = "7a8d2fb9-5b6e-4d70-9f42-9e5b3a7d8f15"
+"""Both attested by the partner and signed directly with Microsoft."""
+CUSTOMER_NEITHER = CUSTOMER_NO_AGREEMENTS
+"""No MCA at all: neither attested nor signed directly."""
+CUSTOMER_OLD_TEMPLATE = "8b9e3ac0-6c7f-4e81-a053-af6c4b8e9a26"
+"""Attested in 2019 under a template no longer current (:data:`OLD_MCA_TEMPLATE_ID`)."""
 
 _FIXED: dict[str, tuple[Agreement, ...]] = {
     CUSTOMER_MCA: (
@@ -145,6 +167,24 @@ _FIXED: dict[str, tuple[Agreement, ...]] = {
         ),
     ),
     CUSTOMER_NO_AGREEMENTS: (),
+    CUSTOMER_DIRECT_SIGNED: (),
+    CUSTOMER_ATTESTED_AND_DIRECT_SIGNED: (
+        Agreement(
+            MICROSOFT_CUSTOMER_AGREEMENT,
+            Contact("Megan", "Bowen", "megan@contoso.example", "+1 206 555 0142"),
+            date(2022, 4, 12),
+            derived_guid("user-megan"),
+        ),
+    ),
+    CUSTOMER_OLD_TEMPLATE: (
+        Agreement(
+            MICROSOFT_CUSTOMER_AGREEMENT,
+            Contact("Isaiah", "Langer", "isaiah@northwind.example"),
+            date(2019, 11, 4),
+            derived_guid("user-isaiah"),
+            template_id=OLD_MCA_TEMPLATE_ID,
+        ),
+    ),
     CUSTOMER_NEW_TYPE: (
         Agreement(
             MICROSOFT_CUSTOMER_AGREEMENT,
@@ -200,6 +240,32 @@ AGREEMENTS: MappingProxyType[str, tuple[Agreement, ...]] = MappingProxyType(
     {**_FIXED, **_GENERATED}
 )
 """Every known customer id (lower case) and its agreements, in Partner Center's order."""
+
+DIRECT_SIGNED: frozenset[str] = frozenset(
+    {CUSTOMER_DIRECT_SIGNED, CUSTOMER_ATTESTED_AND_DIRECT_SIGNED}
+)
+"""Customers that signed the MCA directly with Microsoft (``isSigned`` true)."""
+
+
+def agreement_metadata(mca_template_id: str = MCA_TEMPLATE_ID) -> tuple[dict[str, Any], ...]:
+    """The items of ``GET /v1/agreements`` (MCA first), with ``mca_template_id`` as the MCA's."""
+    return (
+        {
+            "templateId": mca_template_id,
+            "agreementType": MICROSOFT_CUSTOMER_AGREEMENT,
+            "agreementLink": _LINKS[MICROSOFT_CUSTOMER_AGREEMENT],
+            "versionRank": MCA_VERSION_RANK,
+            "attributes": {"objectType": "AgreementMetaData"},
+        },
+        {
+            "templateId": _CLOUD_TEMPLATE,
+            "agreementType": MICROSOFT_CLOUD_AGREEMENT,
+            "agreementLink": _LINKS[MICROSOFT_CLOUD_AGREEMENT],
+            "versionRank": 0,
+            "attributes": {"objectType": "AgreementMetaData"},
+        },
+    )
+
 
 SEED_EXAMPLE_BODY = """{
 "totalCount": 2,

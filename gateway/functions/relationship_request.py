@@ -21,7 +21,9 @@ OPERATION = OperationDoc(
     response=RelationshipRequestResponse,
     errors=SERVE_ERRORS,
     visibility=Visibility.IMPORTANT,
-    advanced=frozenset({"indirectResellerId", "indirectCloudSolutionProviderId"}),
+    advanced=frozenset(
+        {"indirectResellerId", "indirectCloudSolutionProviderId", "dualRoleIndirectRelationship"}
+    ),
 )
 
 
@@ -38,6 +40,7 @@ def _relationship_request(call: Call) -> RelationshipRequestResponse:
         call.principal,
         indirect_reseller_id=query.indirect_reseller_id,
         indirect_csp_id=query.indirect_cloud_solution_provider_id,
+        dual_role_indirect_relationship=query.dual_role_indirect_relationship,
         correlation_id=call.correlation_id,
     )
     return RelationshipRequestResponse(url=link.url)

@@ -195,7 +195,11 @@ def test_visibility(definition: dict[str, Any]) -> None:
         assert operation(definition, operation_id)[2]["x-ms-visibility"] == "internal"
     relationship = operation(definition, "GetRelationshipRequestUrl")[2]
     advanced = {p["name"] for p in relationship["parameters"] if p.get("x-ms-visibility")}
-    assert advanced == {"indirectResellerId", "indirectCloudSolutionProviderId"}
+    assert advanced == {
+        "indirectResellerId",
+        "indirectCloudSolutionProviderId",
+        "dualRoleIndirectRelationship",
+    }
     agreement = definition["definitions"]["AgreementOut"]["properties"]
     assert {n for n, p in agreement.items() if p.get("x-ms-visibility") == "advanced"} == {
         "templateId",
@@ -204,6 +208,32 @@ def test_visibility(definition: dict[str, Any]) -> None:
     correlation = definition["parameters"]["CorrelationId"]
     assert correlation["in"] == "header" and correlation["name"] == "x-correlation-id"
     assert correlation["required"] is False and correlation["x-ms-visibility"] == "advanced"
+
+
+def test_mca_operations_speak_to_makers(definition: dict[str, Any]) -> None:
+    _, method, status = operation(definition, "GetMcaStatus")
+    assert method == "get" and status["summary"] == "Get MCA acceptance status"
+    schema = definition["definitions"]["McaStatusResponse"]
+    assert schema["properties"]["accepted"]["type"] == "boolean"
+    assert "x-nullable" not in schema["properties"]["accepted"]
+    assert set(schema["required"]) >= {"customerId", "accepted"}
+    assert schema["properties"]["acceptedVia"]["enum"] == ["partnerAttestation", "directSigned"]
+    path, method, attest = operation(definition, "AttestMcaAcceptance")
+    assert (path, method) == ("/customers/{customerId}/agreements", "post")
+    assert attest["summary"] == "Attest MCA acceptance"
+    assert attest["security"] == [{"oauth2": ["Agreements.ReadWrite"]}]
+    assert "Location" in attest["responses"]["201"]["headers"]
+    assert attest["responses"]["200"]["schema"] == attest["responses"]["201"]["schema"]
+    (body,) = [p for p in attest["parameters"] if p.get("in") == "body"]
+    request = definition["definitions"][body["schema"]["$ref"].split("/")[-1]]
+    assert request["additionalProperties"] is False
+    contact = request["properties"]["primaryContact"]
+    assert contact["x-ms-visibility"] == "important"
+    assert contact["required"] == ["firstName", "lastName", "email"]
+    for name in ("firstName", "lastName", "email", "phoneNumber"):
+        assert contact["properties"][name]["x-ms-visibility"] == "important"
+        assert contact["properties"][name]["maxLength"] <= 254
+    assert request["properties"]["dateAgreed"]["format"] == "date-time"
 
 
 def test_agreement_type_is_a_friendly_enum(definition: dict[str, Any]) -> None:

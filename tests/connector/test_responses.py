@@ -13,9 +13,14 @@ from gateway.auth import Permission
 from gateway.functions import OPERATIONS
 from gateway.openapi import render
 from simulator import (
+    CUSTOMER_ATTESTED,
+    CUSTOMER_ATTESTED_AND_DIRECT_SIGNED,
+    CUSTOMER_DIRECT_SIGNED,
     CUSTOMER_MCA,
+    CUSTOMER_NEITHER,
     CUSTOMER_NEW_TYPE,
     CUSTOMER_NO_AGREEMENTS,
+    CUSTOMER_OLD_TEMPLATE,
     CUSTOMER_UNKNOWN,
     Fault,
     Simulator,
@@ -26,6 +31,13 @@ from .schemas import operation, response_spec, validator
 
 ALL_SCOPES = [p.value for p in Permission]
 SAMPLE_PATH_VALUES = {"customerId": CUSTOMER_MCA}
+#: A body for operations that take one, and the status the sample call answers.
+SAMPLE_BODIES = {
+    "AttestMcaAcceptance": (
+        {"primaryContact": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@x.example"}},
+        201,
+    ),
+}
 
 
 def call(
@@ -37,12 +49,15 @@ def call(
     token: str | None,
     path_values: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    body: Any = None,
 ) -> requests.Response:
     """Call an operation of the definition, its path filled from sample values."""
     path, method, _ = operation(definition, operation_id)
     path = path.format(**{**SAMPLE_PATH_VALUES, **(path_values or {})})
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return api.request(method.upper(), base_url + path, params=query, headers=headers)
+    if body is None and operation_id in SAMPLE_BODIES:
+        body = SAMPLE_BODIES[operation_id][0]
+    return api.request(method.upper(), base_url + path, params=query, headers=headers, json=body)
 
 
 def assert_as_described(
@@ -73,7 +88,53 @@ def test_every_operation_answers_as_described(
 ) -> None:
     token = fresh_sim.user_token(scopes=ALL_SCOPES)
     response = call(api, base_url, definition, operation_id, token=token)
-    assert_as_described(definition, operation_id, response, 200)
+    status = SAMPLE_BODIES.get(operation_id, (None, 200))[1]
+    assert_as_described(definition, operation_id, response, status)
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        CUSTOMER_ATTESTED,
+        CUSTOMER_DIRECT_SIGNED,
+        CUSTOMER_ATTESTED_AND_DIRECT_SIGNED,
+        CUSTOMER_NEITHER,
+        CUSTOMER_OLD_TEMPLATE,
+    ],
+)
+def test_mca_status_of_every_kind_is_described(
+    api: requests.Session,
+    base_url: str,
+    fresh_sim: Simulator,
+    definition: dict[str, Any],
+    customer: str,
+) -> None:
+    response = call(
+        api,
+        base_url,
+        definition,
+        "GetMcaStatus",
+        token=fresh_sim.user_token(),
+        path_values={"customerId": customer},
+    )
+    assert_as_described(definition, "GetMcaStatus", response, 200)
+
+
+def test_attestation_answers_are_described(
+    api: requests.Session, base_url: str, fresh_sim: Simulator, definition: dict[str, Any]
+) -> None:
+    token = fresh_sim.user_token(scopes=["Agreements.ReadWrite"])
+    first = call(api, base_url, definition, "AttestMcaAcceptance", token=token)
+    assert_as_described(definition, "AttestMcaAcceptance", first, 201)
+    again = call(api, base_url, definition, "AttestMcaAcceptance", token=token)
+    assert_as_described(definition, "AttestMcaAcceptance", again, 200)
+    bad = call(api, base_url, definition, "AttestMcaAcceptance", token=token, body={"x": 1})
+    assert_as_described(definition, "AttestMcaAcceptance", bad, 400)
+    fresh_sim.set_partner(indirect_reseller=True)
+    other = {"primaryContact": {"firstName": "Bo", "lastName": "Li", "email": "bo@x.example"}}
+    refused = call(api, base_url, definition, "AttestMcaAcceptance", token=token, body=other)
+    body = assert_as_described(definition, "AttestMcaAcceptance", refused, 403)
+    assert body["type"].endswith(":indirect-provider-must-attest")
 
 
 @pytest.mark.parametrize("customer", [CUSTOMER_NO_AGREEMENTS, CUSTOMER_NEW_TYPE])
@@ -148,7 +209,10 @@ def test_missing_token_is_described(
     assert_as_described(definition, "ListCustomerAgreements", response, 401)
 
 
-@pytest.mark.parametrize("operation_id", ["GetRelationshipRequestUrl", "ListCustomerAgreements"])
+@pytest.mark.parametrize(
+    "operation_id",
+    ["GetRelationshipRequestUrl", "ListCustomerAgreements", "GetMcaStatus", "AttestMcaAcceptance"],
+)
 def test_the_scope_the_definition_names_is_the_one_enforced(
     api: requests.Session,
     base_url: str,
@@ -167,7 +231,7 @@ def test_the_scope_the_definition_names_is_the_one_enforced(
     allowed = call(
         api, base_url, definition, operation_id, token=fresh_sim.user_token(scopes=[scope])
     )
-    assert allowed.status_code == 200, allowed.text
+    assert allowed.status_code == SAMPLE_BODIES.get(operation_id, (None, 200))[1], allowed.text
 
 
 def test_unknown_customer_is_described(

@@ -11,7 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from simulator import Fault
+from simulator import (
+    CUSTOMER_ATTESTED,
+    CUSTOMER_NEITHER,
+    Fault,
+)
 
 Count = int | tuple[int, int]
 Grants = Mapping[str, Count]
@@ -55,7 +59,21 @@ class Row:
     statuses: tuple[int, ...] | None = None
     grants: Grants = field(default_factory=lambda: USER_GRANTS)
     caller: Literal["user", "app"] = "user"
-    route: Literal["agreements", "relationship"] = "agreements"
+    #: What is called: ``attest`` POSTs an attestation for a customer without one and counts the
+    #: POSTs; ``attest-repeat`` repeats Tania Carr's (Partner Center answers 600061);
+    #: ``status-agreements`` / ``status-direct`` read the MCA status and count that one read.
+    route: Literal[
+        "agreements",
+        "relationship",
+        "attest",
+        "attest-repeat",
+        "status-agreements",
+        "status-direct",
+    ] = "agreements"
+    #: Attestations Partner Center holds for the customer afterwards (``attest`` routes).
+    stored: int | None = None
+    #: The attestation answer's ``created``.
+    created: bool | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     #: Lower the transport's per-attempt read timeout (seconds) for this row.
     read_timeout: float | None = None
@@ -86,6 +104,8 @@ class Row:
             parts.append("request thread freed; next call served at once")
         if self.repeat:
             parts.append(f"the next {self.repeat} calls alike, at once")
+        if self.created is not None:
+            parts.append(f"`created: {str(self.created).lower()}`")
         if self.note:
             parts.append(self.note)
         return "; ".join(parts)
@@ -98,6 +118,8 @@ class Row:
             text += " (" + ", ".join("dropped" if s == 0 else str(s) for s in self.statuses) + ")"
         if high > 1:
             text += ", one MS-RequestId"
+        if self.stored is not None:
+            text += f"; {self.stored} attestation{'s' if self.stored != 1 else ''} stored"
         grants = ", ".join(
             f"{_count(n)} {g.replace('_', '-')}" for g, n in self.grants.items() if n
         )
@@ -130,6 +152,12 @@ def _token(status: int, times: int = 1, **kwargs: object) -> Fault:
 
 
 _THROTTLE_TEXT = {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 57 seconds."}
+#: Where the attestation rows' POSTs go, and the two reads of the status rows.
+ATTEST_PATH = f"{PC}{CUSTOMER_NEITHER}/agreements"
+REPEAT_PATH = f"{PC}{CUSTOMER_ATTESTED}/agreements"
+STATUS_AGREEMENTS_PATH = f"{PC}{CUSTOMER_ATTESTED}/agreements"
+STATUS_DIRECT_PATH = f"{PC}{CUSTOMER_ATTESTED}/directSignedMicrosoftCustomerAgreementStatus"
+_FUTURE = "Date of agreement cannot be greater than the current date."
 _MFA = "Due to a configuration change made by your administrator you must use multi-factor auth."
 
 ROWS: tuple[Row, ...] = (
@@ -344,9 +372,14 @@ ROWS: tuple[Row, ...] = (
         )
         for kind, text, route, contains in (
             ("bom", "UTF-8 byte-order mark before the JSON", "agreements", None),
-            ("bom", "UTF-8 byte-order mark before the JSON", "relationship", "partnersignup"),
+            ("bom", "UTF-8 byte-order mark before the JSON", "relationship", "partner-invitation"),
             ("extra-fields", "unknown fields in every object", "agreements", None),
-            ("extra-fields", "unknown fields in every object", "relationship", "partnersignup"),
+            (
+                "extra-fields",
+                "unknown fields in every object",
+                "relationship",
+                "partner-invitation",
+            ),
             (
                 "new-enum",
                 "an agreement of a never-seen type",
@@ -556,6 +589,217 @@ ROWS: tuple[Row, ...] = (
         note="served from the cached keys and token",
     ),
 )
+
+
+MCA_ROWS: tuple[Row, ...] = (
+    # --- attestation (POST): retried only when safe, or when a repeat is recognisable -----------
+    Row(
+        id="attest-429-1s",
+        fault="attestation: 429 `Retry-After: 1`, once",
+        faults=(Fault.throttled(1, path=ATTEST_PATH),),
+        route="attest",
+        status=201,
+        attempts=2,
+        statuses=(429, 201),
+        stored=1,
+        created=True,
+        min_seconds=1.0,
+        max_seconds=3.0,
+        note="throttled before Partner Center acted: retried",
+    ),
+    Row(
+        id="attest-429-90s",
+        fault="attestation: 429 `Retry-After: 90`, past the deadline",
+        faults=(Fault.throttled(90, path=ATTEST_PATH),),
+        route="attest",
+        status=429,
+        problem="throttled",
+        headers={"Retry-After": "90"},
+        attempts=1,
+        stored=0,
+        max_seconds=1.0,
+    ),
+    Row(
+        id="attest-503-retry-after",
+        fault="attestation: 503 `Retry-After: 1`, once",
+        faults=(Fault(path=ATTEST_PATH, status=503, headers={"Retry-After": "1"}),),
+        route="attest",
+        status=201,
+        attempts=2,
+        statuses=(503, 201),
+        stored=1,
+        created=True,
+        min_seconds=1.0,
+        max_seconds=3.0,
+        note="refused before Partner Center acted: retried",
+    ),
+    Row(
+        id="attest-500-before-commit",
+        fault="attestation: 500 before Partner Center committed, once",
+        faults=(Fault(path=ATTEST_PATH, status=500),),
+        route="attest",
+        status=201,
+        attempts=2,
+        statuses=(500, 201),
+        stored=1,
+        created=True,
+        max_seconds=2.0,
+        note="ambiguous: retried with the same MS-RequestId",
+    ),
+    Row(
+        id="attest-500-after-commit",
+        fault="attestation: 500 after Partner Center committed, once",
+        faults=(Fault(path=ATTEST_PATH, status=500, commit_first=True),),
+        route="attest",
+        status=201,
+        attempts=2,
+        statuses=(500, 400),
+        stored=1,
+        created=True,
+        max_seconds=2.0,
+        note="the retry's 600061 is the lost attempt's success, read back",
+    ),
+    Row(
+        id="attest-500-persistent",
+        fault="attestation: 500 on every attempt (max attempts 3)",
+        faults=(Fault(path=ATTEST_PATH, status=500, times=10),),
+        env={"PARTNER_CENTER_MAX_ATTEMPTS": "3"},
+        route="attest",
+        status=502,
+        problem="upstream-failure",
+        detail=("500",),
+        attempts=3,
+        statuses=(500, 500, 500),
+        stored=0,
+        max_seconds=3.0,
+    ),
+    Row(
+        id="attest-drop-before-commit",
+        fault="attestation: connection dropped before Partner Center committed",
+        faults=(Fault(path=ATTEST_PATH, drop=True),),
+        route="attest",
+        status=201,
+        attempts=2,
+        statuses=(0, 201),
+        stored=1,
+        created=True,
+        max_seconds=2.0,
+        note="retried with the same MS-RequestId",
+    ),
+    Row(
+        id="attest-drop-after-commit",
+        fault="attestation: connection dropped after Partner Center committed",
+        faults=(Fault(path=ATTEST_PATH, drop=True, commit_first=True),),
+        route="attest",
+        status=201,
+        attempts=2,
+        statuses=(0, 400),
+        stored=1,
+        created=True,
+        max_seconds=2.0,
+        note="the retry's 600061 is the lost attempt's success, read back",
+    ),
+    Row(
+        id="attest-read-timeout-after-commit",
+        fault="attestation: committed, then no answer within the 1 s read timeout",
+        faults=(Fault(path=ATTEST_PATH, delay=2.0, commit_first=True),),
+        read_timeout=1.0,
+        route="attest",
+        status=201,
+        attempts=2,
+        stored=1,
+        created=True,
+        min_seconds=1.0,
+        max_seconds=3.0,
+        note="retried after the timeout; 600061 read back",
+    ),
+    Row(
+        id="attest-600061",
+        fault="attestation already recorded with the same contact (Partner Center's 600061)",
+        faults=(),
+        route="attest-repeat",
+        status=200,
+        attempts=1,
+        statuses=(400,),
+        stored=0,
+        created=False,
+        max_seconds=1.0,
+        note="idempotent: the existing attestation, read back",
+    ),
+    Row(
+        id="attest-600002",
+        fault="attestation: Partner Center answers 600002 (date in the future by its clock)",
+        faults=(Fault.partner_center_error(400, "600002", _FUTURE, path=ATTEST_PATH),),
+        route="attest",
+        status=400,
+        problem="invalid-request",
+        fields={"partnerCenterCode": "600002"},
+        detail=("cannot be greater than the current date",),
+        attempts=1,
+        statuses=(400,),
+        stored=0,
+        max_seconds=1.0,
+        note="not retried",
+    ),
+    # --- MCA status: two concurrent reads, either failure is the answer ------------------------
+    Row(
+        id="status-direct-503-persistent",
+        fault="MCA status: the direct-signing read answers 503 every time (max attempts 3)",
+        faults=(Fault(path=STATUS_DIRECT_PATH, status=503, times=10),),
+        env={"PARTNER_CENTER_MAX_ATTEMPTS": "3"},
+        route="status-direct",
+        status=502,
+        problem="upstream-failure",
+        detail=("503",),
+        attempts=3,
+        statuses=(503, 503, 503),
+        max_seconds=3.0,
+        note="never a guess from the other read",
+    ),
+    Row(
+        id="status-agreements-403",
+        fault="MCA status: the agreements read answers 403",
+        faults=(
+            Fault.partner_center_error(
+                403, "600012", "The user lacks a role.", path=STATUS_AGREEMENTS_PATH
+            ),
+        ),
+        route="status-agreements",
+        status=403,
+        problem="partner-center-forbidden",
+        fields={"partnerCenterCode": "600012"},
+        attempts=1,
+        statuses=(403,),
+        max_seconds=1.0,
+    ),
+    Row(
+        id="status-direct-drop-once",
+        fault="MCA status: the direct-signing read's connection dropped once",
+        faults=(Fault(path=STATUS_DIRECT_PATH, drop=True),),
+        route="status-direct",
+        status=200,
+        attempts=2,
+        statuses=(0, 200),
+        max_seconds=2.0,
+        note="GET retried",
+    ),
+    Row(
+        id="status-direct-silent",
+        fault="MCA status: the direct-signing read silent for 4 s, deadline 2 s",
+        faults=(Fault(path=STATUS_DIRECT_PATH, delay=4.0),),
+        env={"PARTNER_CENTER_DEADLINE_SECONDS": "2"},
+        route="status-direct",
+        status=504,
+        problem="upstream-timeout",
+        attempts=(0, 1),
+        min_seconds=1.8,
+        max_seconds=2.6,
+        then_served=True,
+        note="one deadline for both reads",
+    ),
+)
+
+ROWS = (*ROWS, *MCA_ROWS)
 
 
 def render(rows: tuple[Row, ...] = ROWS) -> str:

@@ -13,7 +13,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -23,26 +23,85 @@ import partnercenter._transport
 from gateway.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 from gateway.runtime import Runtime, set_runtime
 from partnercenter import Settings
-from simulator import CUSTOMER_MCA, ApiRequest, Simulator
+from simulator import CUSTOMER_ATTESTED, CUSTOMER_MCA, CUSTOMER_NEITHER, ApiRequest, Simulator
 
 from ..conftest import sim_environ
 from .conftest import Gateway, ServiceUser
 from .matrix import (
+    ATTEST_PATH,
     CLOSED_PORT_URL,
     DEFAULT_DEADLINE,
     EXPIRED_REFRESH_TOKEN,
+    REPEAT_PATH,
     ROWS,
+    STATUS_AGREEMENTS_PATH,
+    STATUS_DIRECT_PATH,
     WRONG_SECRET,
     Row,
     bounds,
 )
 
+ALL_SCOPES = ["RelationshipRequest.Read", "Agreements.Read", "Agreements.ReadWrite"]
+METADATA = ("GET", "/v1/agreements")
+ADA = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@contoso.example"}
+TANIA = {
+    "firstName": "Tania",
+    "lastName": "Carr",
+    "email": "SomeEmail@example.com",
+    "phoneNumber": "1234567890",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """A gateway call of the matrix: the upstream request it counts as attempts, and the other
+    upstream requests it may make."""
+
+    path: str
+    method: str
+    upstream: tuple[str, str]
+    also: frozenset[tuple[str, str]] = frozenset()
+    body: dict[str, object] | None = None
+    customer: str | None = None
+
+
 ROUTES = {
-    "agreements": (
+    "agreements": Route(
         f"customers/{CUSTOMER_MCA}/agreements",
-        f"/v1/customers/{CUSTOMER_MCA}/agreements",
+        "GET",
+        ("GET", f"/v1/customers/{CUSTOMER_MCA}/agreements"),
     ),
-    "relationship": ("relationship-request", "/v1/customers/relationshiprequests"),
+    "relationship": Route(
+        "relationship-request", "GET", ("GET", "/v1/customers/relationshiprequests")
+    ),
+    "attest": Route(
+        f"customers/{CUSTOMER_NEITHER}/agreements",
+        "POST",
+        ("POST", ATTEST_PATH),
+        frozenset({METADATA, ("GET", ATTEST_PATH)}),
+        {"primaryContact": ADA},
+        CUSTOMER_NEITHER,
+    ),
+    "attest-repeat": Route(
+        f"customers/{CUSTOMER_ATTESTED}/agreements",
+        "POST",
+        ("POST", REPEAT_PATH),
+        frozenset({METADATA, ("GET", REPEAT_PATH)}),
+        {"primaryContact": TANIA},
+        CUSTOMER_ATTESTED,
+    ),
+    "status-agreements": Route(
+        f"customers/{CUSTOMER_ATTESTED}/mca-status",
+        "GET",
+        ("GET", STATUS_AGREEMENTS_PATH),
+        frozenset({("GET", STATUS_DIRECT_PATH)}),
+    ),
+    "status-direct": Route(
+        f"customers/{CUSTOMER_ATTESTED}/mca-status",
+        "GET",
+        ("GET", STATUS_DIRECT_PATH),
+        frozenset({("GET", STATUS_AGREEMENTS_PATH)}),
+    ),
 }
 
 
@@ -104,12 +163,14 @@ def row_environ(row: Row, sim: Simulator, service_user: ServiceUser) -> dict[str
     return sim_environ(sim, **overrides)
 
 
-def wait_for_attempts(sim: Simulator, at_least: int, timeout: float = 5.0) -> list[ApiRequest]:
-    """The simulator's Partner Center requests, once ``at_least`` have been recorded (a delayed
-    request is recorded when its delay ends)."""
+def wait_for_attempts(
+    sim: Simulator, at_least: int, counts: Callable[[ApiRequest], bool], timeout: float = 5.0
+) -> list[ApiRequest]:
+    """The simulator's Partner Center requests that ``counts``, once ``at_least`` have been
+    recorded (a delayed request is recorded when its delay ends)."""
     ends = time.monotonic() + timeout
     while True:
-        seen = sim.stats.api_requests
+        seen = [r for r in sim.stats.api_requests if counts(r)]
         if len(seen) >= at_least or time.monotonic() > ends:
             return seen
         time.sleep(0.05)
@@ -133,10 +194,12 @@ def test_fault(
     if row.read_timeout is not None:
         monkeypatch.setattr(partnercenter._transport, "READ_TIMEOUT", row.read_timeout)
     user_oid = str(uuid.uuid4())
-    token = sim.app_token() if row.caller == "app" else sim.user_token(oid=user_oid)
+    token = (
+        sim.app_token() if row.caller == "app" else sim.user_token(oid=user_oid, scopes=ALL_SCOPES)
+    )
     subject = (sim.tenant_id, service_user.object_id if row.caller == "app" else user_oid)
-    route, upstream_path = ROUTES[row.route]
-    url = f"{gateway.url}/{route}"
+    route = ROUTES[row.route]
+    url = f"{gateway.url}/{route.path}"
     correlation, follow_up = str(uuid.uuid4()), str(uuid.uuid4())
     headers = {"Authorization": f"Bearer {token}", "x-correlation-id": correlation}
     http = requests.Session()
@@ -149,7 +212,7 @@ def test_fault(
             sim.reset()
         sim.faults.add(*row.faults)
         started = time.monotonic()
-        response = http.get(url, headers=headers, timeout=30)
+        response = http.request(route.method, url, headers=headers, json=route.body, timeout=30)
         seconds = time.monotonic() - started
         if row.then_served:
             # The request thread gave up with the deadline: it is not left waiting upstream...
@@ -175,9 +238,14 @@ def test_fault(
         http.close()
 
     low, _ = bounds(row.attempts)
-    mine = [
-        r for r in wait_for_attempts(sim, low) if r.headers.get("ms-correlationid") == correlation
-    ]
+    mine = wait_for_attempts(
+        sim,
+        low,
+        lambda r: (
+            r.headers.get("ms-correlationid") == correlation
+            and (r.method, r.path) == route.upstream
+        ),
+    )
     grants = sim.stats.token_requests
     body = response.json() if response.content else {}
     observed.append(
@@ -213,6 +281,8 @@ def test_fault(
         assert response.headers["Content-Type"].startswith("application/json")
         if row.body_contains is not None:
             assert row.body_contains in response.text
+        if row.created is not None:
+            assert body["created"] is row.created, body
     for name, value in row.headers.items():
         assert response.headers.get(name) == value, dict(response.headers)
     for name, value in row.header_contains.items():
@@ -227,10 +297,12 @@ def test_fault(
     if row.statuses is not None:
         assert tuple(r.status for r in mine) == row.statuses
     assert len({r.headers["ms-requestid"] for r in mine}) <= 1, "a retry changed MS-RequestId"
-    for request in mine:
-        assert request.method == "GET"
-        assert request.path == upstream_path
+    for request in everything:
+        assert (request.method, request.path) in {route.upstream, *route.also}, request
         assert request.subject == subject, "called with another identity's token"
+    if row.stored is not None:
+        assert route.customer is not None
+        assert len(sim.agreements.attestations_made(route.customer)) == row.stored
     for grant, count in row.grants.items():
         assert in_bounds(grants.get(grant, 0), count), grants
     if row.faults_left is not None:

@@ -20,7 +20,9 @@ from tests.e2e.conftest import base_url, service_env  # noqa: F401 - the host ov
 #: The only Partner Center requests the gateway may ever make.
 ALLOWED_UPSTREAM = re.compile(
     r"^/v1/customers/relationshiprequests$"
-    r"|^/v1/customers/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/agreements$"
+    r"|^/v1/agreements$"
+    r"|^/v1/customers/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/"
+    r"(agreements|directSignedMicrosoftCustomerAgreementStatus)$"
 )
 
 

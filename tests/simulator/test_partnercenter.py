@@ -41,8 +41,8 @@ def test_relationship_request_url(sim: Simulator, http: requests.Session, pc_tok
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert response.json() == {
-        "url": "https://portal.office.com/partner/partnersignup.aspx?type=ResellerRelationship"
-        f"&id={sim.partner_id}&csp=1&msppid=0",
+        "url": "https://admin.microsoft.com/Adminportal/Home?invType=ResellerRelationship"
+        f"&partnerId={sim.partner_id}&msppId=0&DAP=false#/BillingAccounts/partner-invitation",
         "attributes": {"objectType": "RelationshipRequest"},
     }
 
@@ -52,7 +52,8 @@ def test_relationship_request_reflects_the_indirect_provider(
 ) -> None:
     provider = str(uuid.uuid4())
     path = f"/v1/customers/relationshiprequests?indirectCloudSolutionProviderId={provider}"
-    assert _get(sim, http, pc_token, path).json()["url"].endswith(f"&indirectCSPId={provider}")
+    url = _get(sim, http, pc_token, path).json()["url"]
+    assert f"&indirectCSPId={provider}&DAP=false#/BillingAccounts/partner-invitation" in url
 
 
 @pytest.mark.parametrize("name", ["indirectResellerId", "indirectCloudSolutionProviderId"])

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from partnercenter import (
     BadRequestError,
@@ -261,3 +262,99 @@ def test_session_verifies_with_the_default_store_without_a_bundle(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert build_session(8).verify is True
+
+
+# --- POST: retried only when Partner Center cannot have acted, or when a repeat is recognisable --
+
+BODY = {"type": "MicrosoftCustomerAgreement"}
+
+
+def post(transport, clock, *, replay_safe: bool = False, seconds: float = 60.0):
+    return transport.post(
+        "/v1/customers/c/agreements",
+        body=BODY,
+        token="tok",
+        correlation_id=CORRELATION,
+        deadline=Deadline(seconds, clock),
+        replay_safe=replay_safe,
+    )
+
+
+def _new_connection_failure() -> requests.ConnectionError:
+    reason = NewConnectionError(None, "Failed to establish a new connection: refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(MaxRetryError(None, "/x", reason))  # type: ignore[arg-type]
+
+
+def test_post_sends_json_and_one_request_id() -> None:
+    answers = [response(429, b"", {"Retry-After": "1"}), response(201, OK)]
+    transport, adapter, clock = make_transport(lambda r: answers.pop(0))
+    sent = post(transport, clock)
+    assert sent.response.status_code == 201
+    assert sent.attempts == 2 and sent.replayed is False
+    assert {r.headers["MS-RequestId"] for r in adapter.requests} == {sent.request_id}
+    assert all(r.method == "POST" for r in adapter.requests)
+    assert json.loads(adapter.requests[0].body) == BODY
+    assert adapter.requests[0].headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("first", "retried"),
+    [
+        (lambda: response(429, b""), True),
+        (lambda: response(503, b"", {"Retry-After": "2"}), True),
+        (lambda: requests.ConnectTimeout("connect timed out"), True),
+        (_new_connection_failure, True),
+        (lambda: response(503, b""), False),
+        (lambda: response(500, b""), False),
+        (lambda: response(502, b""), False),
+        (lambda: requests.ReadTimeout("read timed out"), False),
+        (lambda: requests.ConnectionError("Connection aborted: RemoteDisconnected"), False),
+    ],
+)
+def test_post_is_retried_only_when_partner_center_cannot_have_acted(first, retried: bool) -> None:
+    answers = [first(), response(201, OK)]
+    transport, adapter, clock = make_transport(lambda r: answers.pop(0))
+    if retried:
+        assert post(transport, clock).replayed is False
+        assert len(adapter.requests) == 2
+    else:
+        with pytest.raises((UpstreamError, UpstreamTimeoutError)):
+            post(transport, clock)
+        assert len(adapter.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        lambda: response(500, b""),
+        lambda: requests.ReadTimeout("read timed out"),
+        lambda: requests.ConnectionError("Connection aborted: RemoteDisconnected"),
+    ],
+)
+def test_replay_safe_post_is_retried_after_an_ambiguous_failure(first) -> None:
+    answers = [first(), response(201, OK)]
+    transport, adapter, clock = make_transport(lambda r: answers.pop(0))
+    sent = post(transport, clock, replay_safe=True)
+    assert sent.replayed is True
+    assert len({r.headers["MS-RequestId"] for r in adapter.requests}) == 1
+
+
+def test_the_answer_to_a_replay_says_so() -> None:
+    already = json.dumps({"code": 600061, "errorName": "PartnerConfirmedAgreementAlreadyExists"})
+    answers = [requests.ReadTimeout("lost"), response(400, already)]
+    transport, _, clock = make_transport(lambda r: answers.pop(0))
+    with pytest.raises(BadRequestError) as caught:
+        post(transport, clock, replay_safe=True)
+    assert caught.value.code == "600061"
+    assert caught.value.replayed is True
+    first_time = make_transport(lambda r: response(400, already))
+    with pytest.raises(BadRequestError) as plain:
+        post(first_time[0], first_time[2], replay_safe=True)
+    assert plain.value.replayed is False
+
+
+def test_retry_after_of_a_503_is_honoured() -> None:
+    answers = [response(503, b"", {"Retry-After": "3"}), response(200, OK)]
+    transport, _, clock = make_transport(lambda r: answers.pop(0))
+    call(transport, clock)
+    assert clock.sleeps == [3.0]
