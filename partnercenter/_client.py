@@ -7,11 +7,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import requests
 
 from ._config import Settings
-from ._errors import InvalidArgumentError
+from ._errors import (
+    CallerMfaClaimMissingError,
+    InvalidArgumentError,
+    MfaClaimMissingError,
+    ServiceUserMfaClaimMissingError,
+)
 from ._ids import is_guid, new_guid, require_guid
 from ._models import (
     AgreementCollection,
@@ -20,6 +27,15 @@ from ._models import (
     RelationshipRequest,
     parse_body,
 )
+from ._refresh_token_store import (
+    ConsentState,
+    ConsentStatus,
+    ServiceUserConsent,
+    WallClock,
+    refresh_token_store,
+    utc_now,
+)
+from ._rotation import MIN_ROTATION_INTERVAL, RotationResult, rotate_refresh_token
 from ._tokens import (
     IdentityHttpClient,
     MsalTokenProvider,
@@ -64,8 +80,11 @@ class PartnerCenterClient:
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         rng: Callable[[], float] = random.random,
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self.settings = settings
+        self.consent = ServiceUserConsent(refresh_token_store(settings), wall_clock=wall_clock)
+        """The service user's refresh-token store and the state of its consent."""
         self._session = session or build_session(settings.pool_size, settings.upstream_urls)
         self._clock = clock
         policy = RetryPolicy(max_attempts=settings.partner_center_max_attempts)
@@ -79,7 +98,7 @@ class PartnerCenterClient:
             sleep=sleep,
             rng=rng,
         )
-        self.tokens: TokenProvider = token_provider or MsalTokenProvider(
+        self._msal = MsalTokenProvider(
             settings,
             IdentityHttpClient(
                 self._session,
@@ -91,7 +110,9 @@ class PartnerCenterClient:
             session=self._session,
             clock=clock,
             client_assertion=client_assertion,
+            consent=self.consent,
         )
+        self.tokens: TokenProvider = token_provider or self._msal
         self._links: dict[tuple[str, str, str], _CachedLink] = {}
         self._links_lock = threading.Lock()
 
@@ -103,6 +124,25 @@ class PartnerCenterClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
+
+    def consent_status(self) -> ConsentStatus:
+        """The service user's consent (``ok``, ``expiring``, ``expired``, ``no-mfa``,
+        ``missing`` or ``unknown``) and when its stored token expires; quick, never raises."""
+        return self.consent.status()
+
+    def rotate_service_user_consent(
+        self, *, min_interval: timedelta = MIN_ROTATION_INTERVAL
+    ) -> RotationResult:
+        """Redeem the stored refresh token and store the new one as a new Key Vault version
+        (see :func:`rotate_refresh_token`); a no-op when the latest version is recent."""
+        deadline = Deadline(self.settings.partner_center_deadline_seconds, self._clock)
+        with deadline_scope(deadline):
+            return rotate_refresh_token(
+                self.consent,
+                self._msal.redeem_for_rotation,
+                timeout=deadline.remaining(),
+                min_interval=min_interval,
+            )
 
     def get_relationship_request(
         self,
@@ -191,19 +231,44 @@ class PartnerCenterClient:
         deadline = Deadline(self.settings.partner_center_deadline_seconds, self._clock)
         with deadline_scope(deadline):
             token = self.tokens.get_token(principal, deadline)
-            response, request_id = self._transport.get(
-                path,
-                params=params,
-                token=token,
-                correlation_id=correlation_id,
-                deadline=deadline,
-            )
+            try:
+                response, request_id = self._transport.get(
+                    path,
+                    params=params,
+                    token=token,
+                    correlation_id=correlation_id,
+                    deadline=deadline,
+                )
+            except MfaClaimMissingError as err:
+                raise self._mfa_refusal(principal, err) from err
         return parse_body(
             model,
             response.content,
             status=response.status_code,
             request_id=request_id,
             correlation_id=correlation_id,
+        )
+
+    def _mfa_refusal(self, principal: Principal, err: MfaClaimMissingError) -> MfaClaimMissingError:
+        """Say whose sign-in lacks MFA: the caller's, or the service user's consent."""
+        fields: dict[str, Any] = {
+            "status": err.status,
+            "code": err.code,
+            "description": err.description,
+            "request_id": err.request_id,
+            "correlation_id": err.correlation_id,
+        }
+        if isinstance(principal, ServiceUser):
+            self.consent.record_refusal(ConsentState.NO_MFA)
+            return ServiceUserMfaClaimMissingError(
+                "Partner Center refused the service user's token: its consent was given without "
+                "multi-factor authentication.",
+                **fields,
+            )
+        return CallerMfaClaimMissingError(
+            "Partner Center refused the caller's token: the caller did not sign in with "
+            "multi-factor authentication.",
+            **fields,
         )
 
     def _partner_tenant(self, principal: Principal) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Literal, get_args
 
-Target = Literal["api", "token", "jwks", "discovery"]
+Target = Literal["api", "token", "jwks", "discovery", "keyvault"]
 BodyKind = Literal["seed-example", "html", "empty", "bom", "extra-fields", "new-enum", "truncated"]
 
 TARGETS: frozenset[str] = frozenset(get_args(Target))
