@@ -155,6 +155,18 @@ class HealthResponse(ApiModel):
         title="Service user",
         description="A service user (Secure Application Model) serves app callers.",
     )
+    consent: Literal["ok", "expiring", "expired", "no-mfa", "missing", "unknown"] = Field(
+        default="unknown",
+        title="Service user consent",
+        description="The service user's consent: ok, expiring (within 14 days), expired, no-mfa "
+        "(given without multi-factor authentication), missing or unknown (Key Vault unreadable, "
+        "or a plain setting whose expiry is not known). The fix for all but ok: make consent.",
+    )
+    consent_expires_on: datetime | None = Field(
+        default=None,
+        title="Consent expires on",
+        description="When the stored refresh token of the service user expires (UTC).",
+    )
     version: str = Field(title="Version")
 
 

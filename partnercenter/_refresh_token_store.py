@@ -576,8 +576,10 @@ __all__ = [
     "ServiceUserConsent",
     "SettingRefreshTokenStore",
     "StoredRefreshToken",
+    "WallClock",
     "consent_tags",
     "key_vault_credential",
     "refresh_token_store",
     "rotation_tags",
+    "utc_now",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -21,7 +22,13 @@ from simulator._keyvault import KeyVault
 from simulator._partnercenter import CONTROL_PREFIX, PartnerCenter
 from simulator._server import SimServer
 from simulator._stats import Stats
-from simulator._tokens import TokenIssuer, UserIdentity, new_identity
+from simulator._tokens import (
+    REFRESH_TOKEN_LIFETIME,
+    TokenIssuer,
+    UserIdentity,
+    amr,
+    new_identity,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -291,6 +298,30 @@ class Simulator:
             sub_for=self.client_id,
         )
         return self.tokens.new_refresh_token(identity, expired=expired)
+
+    def seed_consent(self, *, mfa: bool = True, secret: str = REFRESH_TOKEN_SECRET) -> str:
+        """Store a consented service user's refresh token in the Key Vault, as ``make consent``
+        would (``expires`` 90 days out, who consented and when in tags), unless the secret has
+        a version already; the latest version's value is returned."""
+        latest = self.keyvault.latest(secret)
+        if latest is not None:
+            return latest.value
+        user = dataclasses.replace(self.browser_user, amr=amr(mfa))
+        token = self.tokens.new_refresh_token(user)
+        now = self.clock.now()
+        self.keyvault.set_secret(
+            secret,
+            token,
+            expires=int(self.clock.time()) + REFRESH_TOKEN_LIFETIME,
+            tags={
+                "consentedBy": user.oid,
+                "consentedByUpn": user.upn,
+                "consentedOn": now.isoformat(timespec="seconds"),
+                "mfa": "true" if mfa else "false",
+                "source": "consent",
+            },
+        )
+        return token
 
     def sign_in(
         self,
