@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import msal
 import requests
 
 from ._config import Settings
@@ -124,6 +125,10 @@ class PartnerCenterClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
+
+    def consent_application(self) -> msal.ConfidentialClientApplication:
+        """The MSAL client the service user's consent (authorization-code flow) runs with."""
+        return self._msal.client_application("consent")
 
     def consent_status(self) -> ConsentStatus:
         """The service user's consent (``ok``, ``expiring``, ``expired``, ``no-mfa``,

@@ -463,6 +463,11 @@ class MsalTokenProvider:
         self.consent.record_success(version)
         return token
 
+    def client_application(self, purpose: str) -> msal.ConfidentialClientApplication:
+        """The app registration's MSAL client for ``purpose`` (one per purpose, built once):
+        the same credential, authority, HTTP client and timeouts as every token request."""
+        return self._app(purpose)
+
     def redeem_for_rotation(self, refresh_token: str) -> RedeemedConsent:
         """Redeem ``refresh_token`` for the new refresh token it gives (and who it is for)."""
         result = self._app("rotation").acquire_token_by_refresh_token(refresh_token, self._scopes)

@@ -36,6 +36,8 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     times: int = 1
+    #: Only requests of this HTTP method (e.g. ``PUT``: Key Vault writes); None matches any.
+    method: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -47,9 +49,13 @@ class Fault:
         if self.delay < 0:
             raise ValueError("delay must not be negative")
 
-    def matches(self, target: str, path: str) -> bool:
-        """Whether this fault applies to a request of ``target`` on ``path``."""
-        return self.target == target and (self.path is None or path.startswith(self.path))
+    def matches(self, target: str, path: str, method: str | None = None) -> bool:
+        """Whether this fault applies to a request of ``target`` on ``path`` (with ``method``)."""
+        return (
+            self.target == target
+            and (self.path is None or path.startswith(self.path))
+            and (self.method is None or method is None or self.method.upper() == method.upper())
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (bytes bodies travel as ``body_base64``)."""
@@ -202,11 +208,11 @@ class FaultQueue:
         with self._lock:
             self._pending.extend(_Pending(fault, fault.times) for fault in faults)
 
-    def take(self, target: str, path: str) -> Fault | None:
+    def take(self, target: str, path: str, method: str | None = None) -> Fault | None:
         """Use up one serving of the oldest fault matching the request, if any."""
         with self._lock:
             for entry in self._pending:
-                if entry.fault.matches(target, path):
+                if entry.fault.matches(target, path, method):
                     entry.remaining -= 1
                     if entry.remaining == 0:
                         self._pending.remove(entry)

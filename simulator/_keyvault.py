@@ -136,7 +136,7 @@ class KeyVault:
         request = Request(environ)
         status = 0
         try:
-            fault = self._sim.faults.take("keyvault", request.path)
+            fault = self._sim.faults.take("keyvault", request.path, request.method)
             if fault is None:
                 response = self._handle(request)
             else:
