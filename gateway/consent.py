@@ -2,8 +2,9 @@
 Key Vault.
 
 Runs MSAL's authorization-code flow with PKCE for the gateway's app registration: it prints the
-sign-in URL (and opens a browser where there is one), catches the redirect on a short-lived
-listener on ``http://localhost:<port>``, redeems the code for a Partner Center token (scope
+sign-in URL (and opens a browser where there is one), catches the answer (posted by the sign-in
+page: ``response_mode=form_post``) on a short-lived listener on ``http://localhost:<port>``,
+redeems the code for a Partner Center token (scope
 ``.../user_impersonation``; MSAL adds ``offline_access``, ``openid`` and ``profile``), refuses a
 sign-in without multi-factor authentication (the token's ``amr`` must contain ``mfa``: Partner
 Center refuses App+User calls without it), and stores the refresh token as a new version of the
@@ -42,6 +43,8 @@ from partnercenter import (
 
 DEFAULT_PORT = 8400
 DEFAULT_TIMEOUT = 300.0
+#: The posted answer of the sign-in page: a code, a state, a session state.
+MAX_FORM = 64 * 1024
 _DONE_PAGE = (
     "<!DOCTYPE html><html><head><title>Partner Center gateway consent</title></head><body>"
     "<h1>{title}</h1><p>{detail}</p><p>You can close this window.</p></body></html>"
@@ -64,11 +67,22 @@ class _RedirectListener(HTTPServer):
 class _RedirectHandler(BaseHTTPRequestHandler):
     server: _RedirectListener
 
+    def do_POST(self) -> None:
+        """The sign-in page posts ``code`` and ``state`` (or ``error``) here (``form_post``:
+        the code never appears in a URL, the browser's history or a proxy's log)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if not 0 < length <= MAX_FORM:
+            self._page(400, "Not the sign-in answer", "Waiting for the sign-in to finish.")
+            return
+        self._receive(dict(parse_qsl(self.rfile.read(length).decode("utf-8", "replace"))))
+
     def do_GET(self) -> None:
-        """The browser arrives with ``?code=...&state=...`` (or ``?error=...``)."""
-        params = dict(parse_qsl(urlsplit(self.path).query))
+        """A sign-in answered in the query string (``response_mode=query``)."""
+        self._receive(dict(parse_qsl(urlsplit(self.path).query)))
+
+    def _receive(self, params: dict[str, str]) -> None:
         if not ({"code", "error"} & params.keys()):
-            self._page(404, "Not the sign-in redirect", "Waiting for the sign-in to finish.")
+            self._page(404, "Not the sign-in answer", "Waiting for the sign-in to finish.")
             return
         failed = "error" in params
         self._page(
@@ -118,7 +132,10 @@ def run_consent(
         try:
             redirect_uri = f"http://localhost:{listener.server_address[1]}"
             flow = app.initiate_auth_code_flow(
-                [settings.partner_center_scope], redirect_uri=redirect_uri, prompt="select_account"
+                [settings.partner_center_scope],
+                redirect_uri=redirect_uri,
+                prompt="select_account",
+                response_mode="form_post",
             )
             thread = threading.Thread(target=listener.serve_forever, daemon=True)
             thread.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import secrets
 import threading
@@ -472,6 +473,19 @@ class IdentityProvider:
             params = {"code": code, "session_state": guid()}
         if state is not None:
             params["state"] = state
+        if args.get("response_mode") == "form_post":
+            # As Entra ID does: a page whose form the browser posts to the redirect URI at once.
+            fields = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
+                for k, v in params.items()
+            )
+            page = (
+                "<html><head><title>Working...</title></head><body onload="
+                '"document.forms[0].submit()"><form method="POST" name="hiddenform" action="'
+                f'{html.escape(redirect_uri)}">{fields}<noscript><input type="submit" '
+                'value="Continue"/></noscript></form></body></html>'
+            )
+            return Response(page, status=200, content_type="text/html; charset=utf-8")
         separator = "&" if "?" in redirect_uri else "?"
         response = Response(status=302)
         response.headers["Location"] = f"{redirect_uri}{separator}{urlencode(params)}"

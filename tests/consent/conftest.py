@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -120,16 +121,35 @@ def gateway(
             vault_sim.reset()
 
 
+class _SignInPage(HTMLParser):
+    """The form of Entra ID's ``form_post`` answer page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.action = found.get("action", "")
+        elif tag == "input" and found.get("type") == "hidden":
+            self.fields[found["name"]] = found.get("value", "")
+
+
 def play_browser(sim: Simulator) -> Callable[[str], None]:
-    """The user's browser: open the sign-in URL (the simulator's user is signed in already),
-    follow its redirect to the localhost listener."""
+    """The user's browser: open the sign-in URL (the simulator's user is signed in already) and
+    submit its answer page to the localhost listener, as the page's script does."""
 
     def browse(url: str) -> None:
         with requests.Session() as browser:
             browser.trust_env = False
             page = browser.get(url, verify=sim.ca_bundle, allow_redirects=False, timeout=30)
-            assert page.status_code == 302, page.text
-            landed = browser.get(page.headers["Location"], timeout=30)
+            assert page.status_code == 200, page.text
+            form = _SignInPage()
+            form.feed(page.text)
+            assert form.action.startswith("http://localhost:")
+            landed = browser.post(form.action, data=form.fields, timeout=30)
             assert landed.status_code == 200
 
     return browse

@@ -43,7 +43,7 @@ def test_make_consent_stores_the_consent_in_key_vault(gateway: Gateway) -> None:
         lines = [process.stdout.readline() for _ in range(2)]
         url = lines[1].strip()
         assert url.startswith(f"{sim.authority_host}/{sim.tenant_id}/oauth2/v2.0/authorize?")
-        assert "code_challenge_method=S256" in url
+        assert "code_challenge_method=S256" in url and "response_mode=form_post" in url
         assert "offline_access" in url and "user_impersonation" in url
         play_browser(sim)(url)
         out, err = process.communicate(timeout=60)
