@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from ._config import CredentialKind, Settings
 from ._errors import (
     CONSENT_COMMAND,
+    AuthenticationError,
     ConfigurationError,
     ConsentStoreAccessDeniedError,
     ConsentStoreError,
@@ -385,8 +386,9 @@ class RedeemedConsent:
         """Read an MSAL success result; it must carry a refresh token (``offline_access``)."""
         refresh_token = result.get("refresh_token")
         if not isinstance(refresh_token, str) or not refresh_token:
-            raise ConsentStoreError(
-                "Entra ID returned no refresh token: the app must request offline_access."
+            raise AuthenticationError(
+                "Entra ID returned no refresh token: the request must include offline_access.",
+                error="no_refresh_token",
             )
         access = jwt_claims(str(result.get("access_token", "")))
         identity = result.get("id_token_claims") or {}
@@ -476,10 +478,16 @@ class ServiceUserConsent:
         self._executor: ThreadPoolExecutor | None = None
 
     def record_success(self, version: str | None) -> None:
-        """The token of ``version`` worked: any refusal of it is over."""
+        """The token of ``version`` was redeemed. An ``expired`` refusal is over; a ``no-mfa``
+        one too if this is another version (redeeming works without MFA; Partner Center then
+        refuses the token, so the same version stays refused)."""
         with self._lock:
             self._in_use = version
-            self._refusal = None
+            refusal = self._refusal
+            if refusal is not None and (
+                refusal.state is not ConsentState.NO_MFA or refusal.version != version
+            ):
+                self._refusal = None
 
     def record_refusal(self, state: ConsentState, version: str | None = None) -> None:
         """The token of ``version`` (default: the one last used) was refused for ``state``."""
