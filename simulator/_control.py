@@ -25,6 +25,9 @@ _USER_TOKEN_ARGS = frozenset(
 _APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_id"})
 _REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
 _LATENCY_ARGS = frozenset({"token", "api"})
+_CLOCK_ARGS = frozenset({"days", "hours", "seconds"})
+_SIGN_IN_ARGS = frozenset({"name", "upn", "oid", "mfa"})
+_SEED_ARGS = frozenset({"mfa", "secret"})
 
 
 class ControlPlane:
@@ -49,6 +52,13 @@ class ControlPlane:
             ("POST", "latency"): lambda body: sim.set_latency(**_kwargs(body, _LATENCY_ARGS)),
             ("POST", "rotate-signing-key"): lambda _: sim.rotate_signing_key(),
             ("GET", "settings"): lambda _: sim.settings(),
+            ("POST", "clock/advance"): lambda body: sim.clock.advance(**_kwargs(body, _CLOCK_ARGS)),
+            ("POST", "sign-in"): lambda body: {
+                "oid": sim.sign_in(**_kwargs(body, _SIGN_IN_ARGS)).oid
+            },
+            ("POST", "keyvault/seed-consent"): lambda body: {
+                "seeded": bool(sim.seed_consent(**_kwargs(body, _SEED_ARGS)))
+            },
         }
 
     def handle(self, request: Request) -> Response:
