@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 7071
 
-.PHONY: venv run test test-oldest-functions lint lint-python sim connector bench soak clean
+.PHONY: venv run test test-oldest-functions lint lint-python sim consent connector bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ venv: $(STAMP)
 ## run: serve the function app on 127.0.0.1:$(PORT)/api (local simulator when no credentials are set)
 run: venv
 	PORT=$(PORT) $(BIN)/python -m gateway.devserver
+
+## consent: the service user's one-time consent (sign in with MFA), stored in Key Vault
+# Options: make consent CONSENT_ARGS="--port 8400 --no-browser" (python -m gateway.consent --help).
+consent: venv
+	$(BIN)/python -m gateway.consent $(CONSENT_ARGS)
 
 ## sim: run the local Entra ID + Partner Center simulator on its own
 sim: venv

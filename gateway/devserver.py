@@ -26,7 +26,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .admin_functions import ADMIN_PREFIX, AdminFunctions
 from .auth import Permission
+from .background import BackgroundRunner
 from .host_request import (
     BadRequestTargetError,
     MethodNotAllowedError,
@@ -37,6 +39,7 @@ from .host_request import (
     host_url,
 )
 from .http import CORRELATION_HEADER, correlation_id_of, new_correlation_id, problem_response
+from .local_timers import TimerScheduler
 from .logs import configure_logging, correlation_scope
 from .problems import (
     INVALID_REQUEST,
@@ -46,7 +49,7 @@ from .problems import (
     Kind,
     problem,
 )
-from .registry import http_functions
+from .registry import app_functions, http_functions
 
 logger = logging.getLogger("gateway.devserver")
 
@@ -60,12 +63,19 @@ class FunctionHost:
     def __init__(self, app: func.FunctionApp) -> None:
         self.functions = {f.name: f for f in http_functions(app)}
         self._routes = RouteTable(ROUTE_PREFIX, self.functions.values())
+        self.background = BackgroundRunner()
+        """Runs the app's timer and queue functions (on schedule, or on demand)."""
+        self.admin = AdminFunctions(app_functions(app).background(), self.background)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         request = Request(environ)
-        response = self.dispatch(request)
+        # The host's own admin API comes before the app's routes, as on the Functions host.
+        if request.path.startswith(ADMIN_PREFIX):
+            response = self.admin.dispatch(request)
+        else:
+            response = self.dispatch(request)
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -184,7 +194,10 @@ def _start_simulator() -> Any:
 
     sim = Simulator(state_dir=os.path.join(os.getcwd(), ".sim")).start()
     os.environ.update(sim.settings())
-    os.environ.setdefault("PARTNER_CENTER_REFRESH_TOKEN", sim.refresh_token_for())
+    # The service user's consent lives in the simulator's Key Vault, as in Azure: the timer
+    # rotates it, and /api/health reports it.
+    os.environ.setdefault("KEY_VAULT_URL", sim.key_vault_url)
+    sim.seed_consent()
     return sim
 
 
@@ -229,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     from function_app import app  # noqa: PLC0415 - after the environment is set
 
     server = serve_app(app, args.host, args.port)
+    host = server.app
+    assert isinstance(host, FunctionHost)
+    timers = TimerScheduler(app_functions(app).timers, host.background)
+    timers.start()
     stop = threading.Event()
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
@@ -242,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     for function in http_functions(app):
         methods = ",".join(function.methods)
         print(f"  {methods:6} {ROUTE_PREFIX}/{function.route}  ({function.name})", flush=True)
+    for name, (_, schedule) in timers.schedules.items():
+        print(f"  {'TIMER':6} {schedule.expression}  ({name})", flush=True)
     if sim is not None:
         print("\nSimulator mode. Try:\n" + _example_curl(args.port, sim) + "\n", flush=True)
     try:
         server.serve_forever()
     finally:
+        timers.stop()
         if sim is not None:
             sim.stop()
     return 0

@@ -12,10 +12,13 @@ from partnercenter import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,
+    CallerMfaClaimMissingError,
     CallerTokenRejectedError,
     ConfigurationError,
     ConsentExpiredError,
     ConsentRequiredError,
+    ConsentStoreAccessDeniedError,
+    ConsentStoreError,
     IndirectResellerError,
     InvalidArgumentError,
     InvalidClientCredentialError,
@@ -23,6 +26,7 @@ from partnercenter import (
     NotFoundError,
     PartnerCenterError,
     PermissionDeniedError,
+    ServiceUserMfaClaimMissingError,
     ServiceUserNotConfiguredError,
     ThrottledError,
     UnauthorizedError,
@@ -72,6 +76,10 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     (BadRequestError, INVALID_REQUEST),
     (CallerTokenRejectedError, UNAUTHENTICATED),
     (MfaRequiredError, MFA_REQUIRED),
+    # Partner Center's MFA refusal (900421): the caller can sign in again with MFA; the service
+    # user's consent can only be renewed by the operator (make consent), so that is a 503.
+    (CallerMfaClaimMissingError, MFA_REQUIRED),
+    (ServiceUserMfaClaimMissingError, CONSENT),
     (ForbiddenError, FORBIDDEN),
     (ServiceUserNotConfiguredError, FORBIDDEN),
     (UnauthorizedError, PARTNER_CENTER_FORBIDDEN),
@@ -83,6 +91,8 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     (ConsentRequiredError, CONSENT),
     (InvalidClientCredentialError, NOT_CONFIGURED),
     (ConfigurationError, NOT_CONFIGURED),
+    (ConsentStoreAccessDeniedError, NOT_CONFIGURED),
+    (ConsentStoreError, UPSTREAM),
     (UpstreamTimeoutError, TIMEOUT),
     (BadResponseError, BAD_RESPONSE),
     (UpstreamError, UPSTREAM),
@@ -168,6 +178,6 @@ def problem(
 
 def _www_authenticate(error: PartnerCenterError) -> str:
     reason = error.message.replace("\\", "").replace('"', "'")
-    if isinstance(error, MfaRequiredError):
+    if isinstance(error, MfaRequiredError | CallerMfaClaimMissingError):
         return f'Bearer error="insufficient_claims", error_description="{reason}"'
     return f'Bearer error="invalid_token", error_description="{reason}"'

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from partnercenter import PartnerCenterClient, Settings, build_session
+from partnercenter import PartnerCenterClient, Settings, WallClock, build_session, utc_now
 
 from .auth import CallerAuthenticator
 from .logs import register_secret
@@ -24,15 +24,16 @@ class Runtime:
     authenticator: CallerAuthenticator
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
-        """Build the shared objects for ``settings``."""
+    def from_settings(cls, settings: Settings, *, wall_clock: WallClock = utc_now) -> Runtime:
+        """Build the shared objects for ``settings`` (``wall_clock``: what the consent's age and
+        expiry are measured against; tests pass a simulated one)."""
         for secret in (settings.azure_client_secret, settings.partner_center_refresh_token):
             if secret is not None:
                 register_secret(secret.get_secret_value())
         session = build_session(settings.pool_size, settings.upstream_urls)
         return cls(
             settings=settings,
-            client=PartnerCenterClient(settings, session=session),
+            client=PartnerCenterClient(settings, session=session, wall_clock=wall_clock),
             authenticator=CallerAuthenticator.for_settings(settings, session),
         )
 

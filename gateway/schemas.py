@@ -338,6 +338,18 @@ class HealthResponse(ApiModel):
         description="True when any app of the tenant may call (ALLOWED_CLIENT_APP_IDS is "
         "empty); false when only the listed apps may.",
     )
+    consent: Literal["ok", "expiring", "expired", "no-mfa", "missing", "unknown"] = Field(
+        default="unknown",
+        title="Service user consent",
+        description="The service user's consent: ok, expiring (within 14 days), expired, no-mfa "
+        "(given without multi-factor authentication), missing or unknown (Key Vault unreadable, "
+        "or a plain setting whose expiry is not known). The fix for all but ok: make consent.",
+    )
+    consent_expires_on: datetime | None = Field(
+        default=None,
+        title="Consent expires on",
+        description="When the stored refresh token of the service user expires (UTC).",
+    )
     version: str = Field(title="Version")
 
 

@@ -1,4 +1,4 @@
-"""The Partner Center client: the two operations the gateway serves."""
+"""The Partner Center client: the operations the gateway serves."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import msal
 import requests
 
 from ._config import Settings
 from ._errors import (
     ApiError,
     BadResponseError,
+    CallerMfaClaimMissingError,
     IndirectResellerError,
     InvalidArgumentError,
+    MfaClaimMissingError,
+    ServiceUserMfaClaimMissingError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -51,6 +56,15 @@ from ._models import (
     RelationshipRequest,
     parse_body,
 )
+from ._refresh_token_store import (
+    ConsentState,
+    ConsentStatus,
+    ServiceUserConsent,
+    WallClock,
+    refresh_token_store,
+    utc_now,
+)
+from ._rotation import MIN_ROTATION_INTERVAL, RotationResult, rotate_refresh_token
 from ._tokens import (
     IdentityHttpClient,
     MsalTokenProvider,
@@ -96,10 +110,12 @@ class PartnerCenterClient:
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         rng: Callable[[], float] = random.random,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self.settings = settings
-        self._now = now
+        self._now = wall_clock
+        self.consent = ServiceUserConsent(refresh_token_store(settings), wall_clock=wall_clock)
+        """The service user's refresh-token store and the state of its consent."""
         self._session = session or build_session(settings.pool_size, settings.upstream_urls)
         self._clock = clock
         policy = RetryPolicy(max_attempts=settings.partner_center_max_attempts)
@@ -113,7 +129,7 @@ class PartnerCenterClient:
             sleep=sleep,
             rng=rng,
         )
-        self.tokens: TokenProvider = token_provider or MsalTokenProvider(
+        self._msal = MsalTokenProvider(
             settings,
             IdentityHttpClient(
                 self._session,
@@ -125,7 +141,9 @@ class PartnerCenterClient:
             session=self._session,
             clock=clock,
             client_assertion=client_assertion,
+            consent=self.consent,
         )
+        self.tokens: TokenProvider = token_provider or self._msal
         self._links: dict[tuple[str, ...], _CachedLink] = {}
         self._links_lock = threading.Lock()
         self._templates = TemplateCache()
@@ -144,6 +162,29 @@ class PartnerCenterClient:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         self._session.close()
+
+    def consent_application(self) -> msal.ConfidentialClientApplication:
+        """The MSAL client the service user's consent (authorization-code flow) runs with."""
+        return self._msal.client_application("consent")
+
+    def consent_status(self) -> ConsentStatus:
+        """The service user's consent (``ok``, ``expiring``, ``expired``, ``no-mfa``,
+        ``missing`` or ``unknown``) and when its stored token expires; quick, never raises."""
+        return self.consent.status()
+
+    def rotate_service_user_consent(
+        self, *, min_interval: timedelta = MIN_ROTATION_INTERVAL
+    ) -> RotationResult:
+        """Redeem the stored refresh token and store the new one as a new Key Vault version
+        (see :func:`rotate_refresh_token`); a no-op when the latest version is recent."""
+        deadline = Deadline(self.settings.partner_center_deadline_seconds, self._clock)
+        with deadline_scope(deadline):
+            return rotate_refresh_token(
+                self.consent,
+                self._msal.redeem_for_rotation,
+                timeout=deadline.remaining(),
+                min_interval=min_interval,
+            )
 
     def get_relationship_request(
         self,
@@ -259,8 +300,7 @@ class PartnerCenterClient:
         """
         customer = require_guid(customer_id, "customerId")
         correlation_id, deadline = self._begin(correlation_id)
-        with deadline_scope(deadline):
-            token = self.tokens.get_token(principal, deadline)
+        with self._authorized(principal, deadline) as token:
             direct: Future[DirectSignedMcaStatus] = self._executor().submit(
                 contextvars.copy_context().run,
                 functools.partial(
@@ -319,8 +359,7 @@ class PartnerCenterClient:
         when = resolve_date_agreed(date_agreed, self._now())
         correlation_id, deadline = self._begin(correlation_id)
         tenant = self._partner_tenant(principal)
-        with deadline_scope(deadline):
-            token = self.tokens.get_token(principal, deadline)
+        with self._authorized(principal, deadline) as token:
 
             def load_template() -> str:
                 return self._current_template(token, correlation_id, deadline)
@@ -381,8 +420,7 @@ class PartnerCenterClient:
         correlation_id: str | None,
     ) -> ModelT:
         correlation_id, deadline = self._begin(correlation_id)
-        with deadline_scope(deadline):
-            token = self.tokens.get_token(principal, deadline)
+        with self._authorized(principal, deadline) as token:
             return self._fetch(
                 model, path, params, token=token, correlation_id=correlation_id, deadline=deadline
             )
@@ -432,6 +470,39 @@ class PartnerCenterClient:
             status=sent.response.status_code,
             request_id=sent.request_id,
             correlation_id=correlation_id,
+        )
+
+    @contextmanager
+    def _authorized(self, principal: Principal, deadline: Deadline) -> Iterator[str]:
+        """``principal``'s token within ``deadline``; Partner Center's refusal of a token without
+        MFA is raised as whose sign-in lacks it."""
+        with deadline_scope(deadline):
+            token = self.tokens.get_token(principal, deadline)
+            try:
+                yield token
+            except MfaClaimMissingError as err:
+                raise self._mfa_refusal(principal, err) from err
+
+    def _mfa_refusal(self, principal: Principal, err: MfaClaimMissingError) -> MfaClaimMissingError:
+        """Say whose sign-in lacks MFA: the caller's, or the service user's consent."""
+        fields: dict[str, Any] = {
+            "status": err.status,
+            "code": err.code,
+            "description": err.description,
+            "request_id": err.request_id,
+            "correlation_id": err.correlation_id,
+        }
+        if isinstance(principal, ServiceUser):
+            self.consent.record_refusal(ConsentState.NO_MFA)
+            return ServiceUserMfaClaimMissingError(
+                "Partner Center refused the service user's token: its consent was given without "
+                "multi-factor authentication.",
+                **fields,
+            )
+        return CallerMfaClaimMissingError(
+            "Partner Center refused the caller's token: the caller did not sign in with "
+            "multi-factor authentication.",
+            **fields,
         )
 
     def _partner_tenant(self, principal: Principal) -> str:

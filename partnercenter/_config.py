@@ -18,6 +18,9 @@ from ._ids import is_guid
 DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
+DEFAULT_REFRESH_TOKEN_SECRET = "partner-center-refresh-token"  # noqa: S105 - a secret's name
+#: NCRONTAB (seconds first): every day at 03:00 UTC.
+DEFAULT_ROTATION_SCHEDULE = "0 0 3 * * *"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Refresh token of the consented service user (Secure Application Model), for callers "
         "that have no user.",
         secret=True,
+        # Deployed apps read the token from Key Vault (KEY_VAULT_URL); this is for local use.
+        deployed=False,
+    ),
+    SettingSpec(
+        "KEY_VAULT_URL",
+        "Key Vault holding the service user's refresh token (read, and rotated, there); takes "
+        "precedence over PARTNER_CENTER_REFRESH_TOKEN.",
+    ),
+    SettingSpec(
+        "PARTNER_CENTER_REFRESH_TOKEN_SECRET",
+        "Name of the Key Vault secret holding the service user's refresh token.",
+        DEFAULT_REFRESH_TOKEN_SECRET,
+    ),
+    SettingSpec(
+        "CONSENT_ROTATION_SCHEDULE",
+        "NCRONTAB schedule (six fields, seconds first, UTC) of the refresh-token rotation.",
+        DEFAULT_ROTATION_SCHEDULE,
     ),
     SettingSpec("PARTNER_CENTER_LOCALE", "X-Locale sent to Partner Center.", "en-US"),
     SettingSpec(
@@ -142,6 +162,13 @@ class Settings(BaseModel):
     azure_client_certificate_password: SecretStr | None = None
     azure_federated_identity_client_id: Guid | None = None
     partner_center_refresh_token: SecretStr | None = None
+    key_vault_url: str | None = None
+    partner_center_refresh_token_secret: str = Field(
+        default=DEFAULT_REFRESH_TOKEN_SECRET, pattern=r"^[0-9A-Za-z-]{1,127}$"
+    )
+    consent_rotation_schedule: str = Field(
+        default=DEFAULT_ROTATION_SCHEDULE, pattern=r"^\s*\S+(\s+\S+){5}\s*$"
+    )
     partner_center_locale: str = Field(
         default="en-US", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
     )
@@ -159,9 +186,11 @@ class Settings(BaseModel):
     #: are treated as unset, and said so where they are needed.
     unresolved_references: tuple[str, ...] = ()
 
-    @field_validator("partner_center_api_url", "azure_authority_host")
+    @field_validator("partner_center_api_url", "azure_authority_host", "key_vault_url")
     @classmethod
-    def _https_url(cls, value: str) -> str:
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("must be an https URL")
@@ -216,9 +245,10 @@ class Settings(BaseModel):
         return max(32, threads)
 
     @property
-    def upstream_urls(self) -> tuple[str, str]:
-        """The hosts the service calls: Partner Center and the authority."""
-        return (self.partner_center_api_url, self.azure_authority_host)
+    def upstream_urls(self) -> tuple[str, ...]:
+        """The hosts the service calls: Partner Center, the authority (and the vault)."""
+        urls = (self.partner_center_api_url, self.azure_authority_host)
+        return (*urls, self.key_vault_url) if self.key_vault_url else urls
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,13 +14,18 @@
     ├── ApiError                       an HTTP error answer (Partner Center or the token endpoint)
     │   ├── BadRequestError            400
     │   ├── UnauthorizedError          401: Partner Center refused the App+User token
+    │   │   └── MfaClaimMissingError   900421 (or 401 naming MFA): the token carries no MFA claim
+    │   │       ├── CallerMfaClaimMissingError       the signed-in caller must sign in with MFA
+    │   │       └── ServiceUserMfaClaimMissingError  the service user must consent again, with MFA
     │   ├── PermissionDeniedError      403
     │   │   └── IndirectResellerError  an indirect reseller attested: its provider must
     │   ├── NotFoundError              404
     │   ├── ThrottledError             429, with the server's Retry-After
     │   └── UpstreamError              5xx, other statuses, connections that failed
     ├── UpstreamTimeoutError           the call's deadline passed
-    └── BadResponseError               a success answer whose body is not what we expect
+    ├── BadResponseError               a success answer whose body is not what we expect
+    └── ConsentStoreError              the refresh-token store (Key Vault) failed or was unreachable
+        └── ConsentStoreAccessDeniedError  403: the app's identity lacks its role on the secret
 
 Every error carries the Partner Center request and correlation ids, and never a token.
 """
@@ -29,7 +34,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Service = Literal["partnercenter", "identity"]
+Service = Literal["partnercenter", "identity", "keyvault"]
+
+#: How an operator renews the service user's consent (this repository's command for it).
+CONSENT_COMMAND = "`make consent` (python -m gateway.consent)"
 
 
 class PartnerCenterError(Exception):
@@ -122,8 +130,8 @@ class ConsentExpiredError(AuthenticationError):
     """The stored refresh token is expired or revoked."""
 
     remedy = (
-        "Run the one-time consent again for the service user and store the new refresh token "
-        "in PARTNER_CENTER_REFRESH_TOKEN."
+        f"The service user must consent again, signing in with MFA: {CONSENT_COMMAND} stores the "
+        "new refresh token in Key Vault (locally: set PARTNER_CENTER_REFRESH_TOKEN)."
     )
 
 
@@ -132,8 +140,9 @@ class ServiceUserMfaRequiredError(ConsentExpiredError):
     by signing in again; only a new consent, with MFA, can."""
 
     remedy = (
-        "Run the one-time consent again, signing in with multi-factor authentication, and store "
-        "the new refresh token in PARTNER_CENTER_REFRESH_TOKEN."
+        "The service user must consent again, signing in with multi-factor authentication: "
+        f"{CONSENT_COMMAND} stores the new refresh token in Key Vault (locally: set "
+        "PARTNER_CENTER_REFRESH_TOKEN)."
     )
 
 
@@ -156,8 +165,9 @@ class ServiceUserNotConfiguredError(AuthenticationError):
     """An application caller asked for data, but no service user refresh token is configured."""
 
     remedy = (
-        "Set PARTNER_CENTER_REFRESH_TOKEN (Secure Application Model) to serve callers that have "
-        "no user, or call with a user token."
+        f"Consent for a service user (Secure Application Model) with {CONSENT_COMMAND} and set "
+        "KEY_VAULT_URL (or PARTNER_CENTER_REFRESH_TOKEN locally) to serve callers that have no "
+        "user, or call with a user token."
     )
 
 
@@ -171,6 +181,26 @@ class BadRequestError(ApiError):
 
 class UnauthorizedError(ApiError):
     """401 from Partner Center: the App+User token was refused (expired, no MFA claim...)."""
+
+
+class MfaClaimMissingError(UnauthorizedError):
+    """Partner Center refused an App+User token without an MFA claim (code 900421): since
+    1 April 2026 every App+User call must come from an MFA sign-in."""
+
+
+class CallerMfaClaimMissingError(MfaClaimMissingError):
+    """The signed-in caller's token lacks MFA: only the caller can fix it."""
+
+    remedy = "Sign in again with multi-factor authentication, then call again."
+
+
+class ServiceUserMfaClaimMissingError(MfaClaimMissingError):
+    """The service user's consent lacks MFA: no caller can fix it; the operator consents again."""
+
+    remedy = (
+        "The service user's consent was given without multi-factor authentication: the service "
+        f"user must consent again, signing in with MFA: {CONSENT_COMMAND}."
+    )
 
 
 class PermissionDeniedError(ApiError):
@@ -210,22 +240,44 @@ class BadResponseError(PartnerCenterError):
     """A success status whose body is not the JSON we expect."""
 
 
+class ConsentStoreError(PartnerCenterError):
+    """The store of the service user's refresh token (Key Vault) failed, refused or timed out."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, service="keyvault")
+
+
+class ConsentStoreAccessDeniedError(ConsentStoreError):
+    """Key Vault refused the app's identity (403): it lacks its role on the secret."""
+
+    remedy = (
+        "Grant the app's identity Key Vault Secrets Officer on the refresh-token secret (the "
+        "Bicep templates do), or Key Vault Secrets User to only read it."
+    )
+
+
 __all__ = [
+    "CONSENT_COMMAND",
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
     "BadResponseError",
+    "CallerMfaClaimMissingError",
     "CallerTokenRejectedError",
     "ConfigurationError",
     "ConsentExpiredError",
     "ConsentRequiredError",
+    "ConsentStoreAccessDeniedError",
+    "ConsentStoreError",
     "IndirectResellerError",
     "InvalidArgumentError",
     "InvalidClientCredentialError",
+    "MfaClaimMissingError",
     "MfaRequiredError",
     "NotFoundError",
     "PartnerCenterError",
     "PermissionDeniedError",
+    "ServiceUserMfaClaimMissingError",
     "ServiceUserMfaRequiredError",
     "ServiceUserNotConfiguredError",
     "ThrottledError",

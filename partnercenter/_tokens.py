@@ -33,6 +33,7 @@ from ._errors import (
     ConfigurationError,
     ConsentExpiredError,
     ConsentRequiredError,
+    ConsentStoreError,
     InvalidArgumentError,
     InvalidClientCredentialError,
     MfaRequiredError,
@@ -43,6 +44,12 @@ from ._errors import (
     UpstreamTimeoutError,
 )
 from ._ids import require_guid
+from ._refresh_token_store import (
+    ConsentState,
+    RedeemedConsent,
+    ServiceUserConsent,
+    refresh_token_store,
+)
 from ._tracing import UpstreamCall, traced_call
 from ._transport import (
     CONNECT_TIMEOUT,
@@ -403,8 +410,11 @@ class MsalTokenProvider:
         session: requests.Session,
         clock: Clock = time.monotonic,
         client_assertion: Callable[[], str] | None = None,
+        consent: ServiceUserConsent | None = None,
     ) -> None:
         self._settings = settings
+        self.consent = consent or ServiceUserConsent(refresh_token_store(settings))
+        """The service user's refresh-token store and consent state."""
         self._http_client = http_client
         self._session = session
         self._clock = clock
@@ -418,7 +428,7 @@ class MsalTokenProvider:
         """A Partner Center token for ``principal``: cached per caller token (or for the service
         user), fetched once at a time per key."""
         if isinstance(principal, ServiceUser):
-            if self._settings.partner_center_refresh_token is None:
+            if self.consent.store is None:
                 unresolved = "PARTNER_CENTER_REFRESH_TOKEN" in self._settings.unresolved_references
                 raise ServiceUserNotConfiguredError(
                     "This caller has no user, and no service user is configured "
@@ -426,7 +436,7 @@ class MsalTokenProvider:
                         "(PARTNER_CENTER_REFRESH_TOKEN is an unresolved Key Vault reference: "
                         "store the refresh token in Key Vault)."
                         if unresolved
-                        else "(PARTNER_CENTER_REFRESH_TOKEN)."
+                        else "(KEY_VAULT_URL or PARTNER_CENTER_REFRESH_TOKEN)."
                     )
                 )
             return self.cache.get(principal_key(principal), self._redeem_refresh_token, deadline)
@@ -451,16 +461,52 @@ class MsalTokenProvider:
         return self._access_token(result, on_behalf_of=True)
 
     def _redeem_refresh_token(self) -> AccessToken:
+        """The service user's token. From Key Vault, the latest version is read at every renewal
+        (so a rotation or a new consent takes effect without a restart); if Key Vault cannot be
+        read, MSAL's copy of the newest token it redeemed still serves."""
+        store = self.consent.store
+        assert store is not None
         app = self._app("service-user")
         accounts = app.get_accounts()
-        if accounts:
+        version: str | None = None
+        result: Mapping[str, Any] | None = None
+        if not store.writable and accounts:
             result = app.acquire_token_silent_with_error(self._scopes, account=accounts[0])
-            if result and "access_token" in result:
-                return self._access_token(result, on_behalf_of=False)
-        refresh_token = self._settings.partner_center_refresh_token
-        assert refresh_token is not None
-        result = app.acquire_token_by_refresh_token(refresh_token.get_secret_value(), self._scopes)
-        return self._access_token(result, on_behalf_of=False)
+        if not result or "access_token" not in result:
+            deadline = current_deadline()
+            timeout = deadline.timeout(READ_TIMEOUT) if deadline else READ_TIMEOUT
+            try:
+                stored = store.read(timeout=timeout)
+            except ConsentStoreError as err:
+                if not accounts:
+                    raise
+                logger.warning("%s; using the refresh token redeemed last", err)
+                result = app.acquire_token_silent_with_error(self._scopes, account=accounts[0])
+            else:
+                version = stored.record.version
+                result = app.acquire_token_by_refresh_token(stored.token, self._scopes)
+        try:
+            token = self._access_token(result, on_behalf_of=False)
+        except ServiceUserMfaRequiredError:
+            self.consent.record_refusal(ConsentState.NO_MFA, version)
+            raise
+        except ConsentExpiredError:
+            self.consent.record_refusal(ConsentState.EXPIRED, version)
+            raise
+        self.consent.record_success(version)
+        return token
+
+    def client_application(self, purpose: str) -> msal.ConfidentialClientApplication:
+        """The app registration's MSAL client for ``purpose`` (one per purpose, built once):
+        the same credential, authority, HTTP client and timeouts as every token request."""
+        return self._app(purpose)
+
+    def redeem_for_rotation(self, refresh_token: str) -> RedeemedConsent:
+        """Redeem ``refresh_token`` for the new refresh token it gives (and who it is for)."""
+        result = self._app("rotation").acquire_token_by_refresh_token(refresh_token, self._scopes)
+        if not result or "access_token" not in result:
+            raise auth_error_from_result(result or {}, on_behalf_of=False)
+        return RedeemedConsent.from_result(result)
 
     def _access_token(self, result: Mapping[str, Any] | None, *, on_behalf_of: bool) -> AccessToken:
         if not result or "access_token" not in result:
@@ -509,7 +555,10 @@ class MsalTokenProvider:
                 instance_discovery=False,
                 http_client=self._http_client,
                 http_cache=_NoHttpCache(),
-                token_cache=_DiscardingTokenCache() if purpose == "obo" else msal.TokenCache(),
+                # Rotation keeps nothing either: what it redeems goes to the store, not to memory.
+                token_cache=(
+                    msal.TokenCache() if purpose == "service-user" else _DiscardingTokenCache()
+                ),
                 app_name=settings.partner_center_application_name,
             )
         except ValueError as err:

@@ -24,6 +24,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from ._errors import (
     ApiError,
     BadRequestError,
+    MfaClaimMissingError,
     NotFoundError,
     PermissionDeniedError,
     Service,
@@ -207,7 +208,20 @@ def error_for_status(
             **common,
         )
     error_type = _STATUS_ERRORS.get(status, UpstreamError)
+    if status == 401 and service == "partnercenter" and is_mfa_refusal(info.code, info.description):
+        error_type = MfaClaimMissingError
     return error_type(f"{who} answered {status}{detail}", status=status, **common)
+
+
+#: Partner Center's code for an App+User token without an MFA claim (enforced since April 2026).
+MFA_REFUSAL_CODE = "900421"
+_MFA_WORDS = re.compile(r"\bmfa\b|multi-?factor", re.IGNORECASE)
+
+
+def is_mfa_refusal(code: str | None, description: str | None) -> bool:
+    """Whether a Partner Center 401 says the token lacks MFA: code 900421, or a message naming
+    MFA (reports show both)."""
+    return code == MFA_REFUSAL_CODE or bool(description and _MFA_WORDS.search(description))
 
 
 def build_session(pool_size: int, urls: Iterable[str] = ()) -> requests.Session:

@@ -1,4 +1,5 @@
-"""A local Entra ID and Partner Center REST API over TLS, for tests, benchmarks and ``make run``.
+"""A local Entra ID, Partner Center REST API and Key Vault over TLS, for tests, benchmarks and
+``make run``.
 
 Never deployed. ``Simulator`` runs both servers in this process; ``python -m simulator`` runs them
 as a command, and ``SimulatorClient`` drives such a process through the ``/_sim/`` control plane.
@@ -11,6 +12,12 @@ as a command, and ``SimulatorClient`` drives such a process through the ``/_sim/
         result = app.acquire_token_on_behalf_of(
             sim.user_token(), ["https://api.partnercenter.microsoft.com/user_impersonation"])
         sim.faults.add(Fault.throttled(5))  # the next Partner Center request gets a 429
+
+Refresh tokens die 90 days after issue on ``sim.clock`` (``sim.clock.advance(days=91)``), and
+every redemption returns a new one. The authorize endpoint signs in ``sim.browser_user`` (see
+``sim.sign_in(mfa=False)``) and checks PKCE (S256). ``sim.keyvault`` serves the secrets API at
+``sim.key_vault_url`` (challenge-based auth, versions, ``exp``, tags, RBAC per secret; faults
+with target ``keyvault``, optionally per ``method``); ``sim.seed_consent()`` stores a consent.
 
 Connections are kept alive (HTTP/1.1); ``stats.connections`` counts those that carried at least
 one request outside ``/_sim/``. A ``drop`` fault closes the TCP connection without any response.
@@ -31,6 +38,7 @@ partner an indirect reseller. ``reset`` restores all three.
 """
 
 from simulator._client import SimulatorClient
+from simulator._clock import SimClock
 from simulator._core import Simulator
 from simulator._faults import Fault, FaultQueue
 from simulator._stats import ApiRequest, Stats
@@ -67,6 +75,7 @@ __all__ = [
     "ApiRequest",
     "Fault",
     "FaultQueue",
+    "SimClock",
     "Simulator",
     "SimulatorClient",
     "Stats",

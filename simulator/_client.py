@@ -82,6 +82,18 @@ class SimulatorClient:
         """Make the partner an indirect reseller, or not."""
         self._call("POST", "agreements/partner", {"indirect_reseller": indirect_reseller})
 
+    def advance_clock(self, *, days: float = 0.0, hours: float = 0.0, seconds: float = 0.0) -> None:
+        """See :meth:`simulator.SimClock.advance` (refresh tokens and Key Vault secrets age)."""
+        self._call("POST", "clock/advance", {"days": days, "hours": hours, "seconds": seconds})
+
+    def sign_in(self, **kwargs: Any) -> str:
+        """See :meth:`simulator.Simulator.sign_in`; the signed-in user's object id."""
+        return str(self._call("POST", "sign-in", kwargs)["oid"])
+
+    def seed_consent(self, **kwargs: Any) -> None:
+        """See :meth:`simulator.Simulator.seed_consent`."""
+        self._call("POST", "keyvault/seed-consent", kwargs)
+
     def settings(self) -> dict[str, str]:
         """The gateway's environment for talking to the simulator."""
         result: dict[str, str] = self._call("GET", "settings")

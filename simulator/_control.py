@@ -27,6 +27,9 @@ _ID_TOKEN_ARGS = frozenset({"oid", "tid", "name", "roles", "nonce", "mfa", "audi
 _REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
 _LATENCY_ARGS = frozenset({"token", "api"})
 _PARTNER_ARGS = frozenset({"indirect_reseller"})
+_CLOCK_ARGS = frozenset({"days", "hours", "seconds"})
+_SIGN_IN_ARGS = frozenset({"name", "upn", "oid", "mfa"})
+_SEED_ARGS = frozenset({"mfa", "secret"})
 
 
 class ControlPlane:
@@ -60,6 +63,13 @@ class ControlPlane:
             ("POST", "agreements/partner"): lambda body: sim.set_partner(
                 **_kwargs(body, _PARTNER_ARGS)
             ),
+            ("POST", "clock/advance"): lambda body: sim.clock.advance(**_kwargs(body, _CLOCK_ARGS)),
+            ("POST", "sign-in"): lambda body: {
+                "oid": sim.sign_in(**_kwargs(body, _SIGN_IN_ARGS)).oid
+            },
+            ("POST", "keyvault/seed-consent"): lambda body: {
+                "seeded": bool(sim.seed_consent(**_kwargs(body, _SEED_ARGS)))
+            },
         }
 
     def handle(self, request: Request) -> Response:

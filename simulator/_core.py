@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -10,19 +11,32 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator import data
 from simulator._agreements import AgreementBook
+from simulator._clock import SimClock
 from simulator._crypto import ClientCertificate, KeyRing, TlsMaterial
 from simulator._faults import FaultQueue
 from simulator._identity import IdentityProvider
+from simulator._keyvault import KeyVault
 from simulator._partnercenter import CONTROL_PREFIX, PartnerCenter
 from simulator._server import SimServer
 from simulator._stats import Stats
-from simulator._tokens import TokenIssuer, new_identity
+from simulator._tokens import (
+    REFRESH_TOKEN_LIFETIME,
+    TokenIssuer,
+    UserIdentity,
+    amr,
+    new_identity,
+)
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 DEFAULT_USER_SCOPES = ("RelationshipRequest.Read", "Agreements.Read")
+#: The Key Vault secret the gateway keeps the service user's refresh token in (its default name).
+REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
 
 
 class Simulator:
@@ -46,13 +60,14 @@ class Simulator:
         host: str = "127.0.0.1",
         identity_port: int = 0,
         api_port: int = 0,
+        keyvault_port: int = 0,
         token_latency: float = 0.0,
         api_latency: float = 0.0,
         token_lifetime: int = 3600,
         state_dir: str | None = None,
     ) -> None:
         self._host = host
-        self._ports = (identity_port, api_port)
+        self._ports = (identity_port, api_port, keyvault_port)
         self.token_latency = token_latency
         """Seconds added to every token request."""
         self.api_latency = api_latency
@@ -64,17 +79,34 @@ class Simulator:
         self.stopping = threading.Event()
         """Set while stopped: interrupts latency and fault delays."""
         self.stopping.set()
-        self._urls: tuple[str, str] | None = None
+        self._urls: tuple[str, str, str] | None = None
         self._servers: list[SimServer] = []
         self._tls = TlsMaterial()
         self.client_certificate = ClientCertificate.generate(self.client_id)
+        self.clock = SimClock()
+        """The clock refresh tokens and Key Vault secrets age on: ``sim.clock.advance(days=91)``."""
         self.tokens = TokenIssuer(
             KeyRing(),
             client_id=self.client_id,
             tenant_id=self.tenant_id,
             authority_host=lambda: self.authority_host,
             lifetime=token_lifetime,
+            clock=self.clock,
         )
+        self.keyvault = KeyVault(self)
+        """The Key Vault (secrets API); the gateway's app may read and write the refresh-token
+        secret, as the Bicep grants its identity."""
+        self.keyvault.grant(self.client_id, "Key Vault Secrets Officer", REFRESH_TOKEN_SECRET)
+        self.browser_user: UserIdentity = new_identity(
+            oid=None,
+            tid=self.tenant_id,
+            name="Partner Admin",
+            upn=None,
+            mfa=True,
+            sub_for=self.client_id,
+        )
+        """Who is signed in to the simulated browser: the authorize endpoint issues codes for
+        this user (see :meth:`sign_in`)."""
         if state_dir is None:
             directory = Path(tempfile.mkdtemp(prefix="pc-simulator-"))
             # Removed when the simulator is garbage-collected or the interpreter exits; not at
@@ -95,33 +127,41 @@ class Simulator:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Simulator:
-        """Bind both endpoints and serve them from daemon threads."""
+        """Bind the three endpoints (Entra ID, Partner Center, Key Vault) and serve them from daemon
+        threads."""
         if self._servers:
             raise RuntimeError("the simulator is already running")
         context = self._tls.server_context()
-        identity = SimServer(
-            "identity",
-            self._host,
-            self._ports[0],
-            IdentityProvider(self),
-            tls=context,
-            stats=self.stats,
+        apps: tuple[tuple[str, WSGIApplication, str | None], ...] = (
+            ("identity", IdentityProvider(self), None),
+            ("api", PartnerCenter(self), CONTROL_PREFIX),
+            ("keyvault", self.keyvault, None),
         )
+        servers: list[SimServer] = []
         try:
-            api = SimServer(
-                "api",
-                self._host,
-                self._ports[1],
-                PartnerCenter(self),
-                tls=context,
-                stats=self.stats,
-                uncounted_prefix=CONTROL_PREFIX,
-            )
+            for (name, app, uncounted), port in zip(apps, self._ports, strict=True):
+                servers.append(
+                    SimServer(
+                        name,
+                        self._host,
+                        port,
+                        app,
+                        tls=context,
+                        stats=self.stats,
+                        uncounted_prefix=uncounted,
+                    )
+                )
         except BaseException:
-            identity.server_close()
+            for server in servers:
+                server.server_close()
             raise
-        self._urls = (f"https://localhost:{identity.port}", f"https://localhost:{api.port}")
-        self._servers = [identity, api]
+        identity, api, vault = servers
+        self._urls = (
+            f"https://localhost:{identity.port}",
+            f"https://localhost:{api.port}",
+            f"https://localhost:{vault.port}",
+        )
+        self._servers = [identity, api, vault]
         self.stopping.clear()
         for server in self._servers:
             server.start()
@@ -147,7 +187,7 @@ class Simulator:
 
     # --- where it listens ----------------------------------------------------------------------
 
-    def _started_urls(self) -> tuple[str, str]:
+    def _started_urls(self) -> tuple[str, str, str]:
         if self._urls is None:
             raise RuntimeError("start the simulator first: its ports are not known yet")
         return self._urls
@@ -161,6 +201,11 @@ class Simulator:
     def partner_center_url(self) -> str:
         """``https://localhost:{api_port}``, the Partner Center base URL."""
         return self._started_urls()[1]
+
+    @property
+    def key_vault_url(self) -> str:
+        """``https://localhost:{keyvault_port}``, the vault URL (``KEY_VAULT_URL``)."""
+        return self._started_urls()[2]
 
     @property
     def client_certificate_thumbprint(self) -> str:
@@ -283,6 +328,45 @@ class Simulator:
             sub_for=self.client_id,
         )
         return self.tokens.new_refresh_token(identity, expired=expired)
+
+    def seed_consent(self, *, mfa: bool = True, secret: str = REFRESH_TOKEN_SECRET) -> str:
+        """Store a consented service user's refresh token in the Key Vault, as ``make consent``
+        would (``expires`` 90 days out, who consented and when in tags), unless the secret has
+        a version already; the latest version's value is returned."""
+        latest = self.keyvault.latest(secret)
+        if latest is not None:
+            return latest.value
+        user = dataclasses.replace(self.browser_user, amr=amr(mfa))
+        token = self.tokens.new_refresh_token(user)
+        now = self.clock.now()
+        self.keyvault.set_secret(
+            secret,
+            token,
+            expires=int(self.clock.time()) + REFRESH_TOKEN_LIFETIME,
+            tags={
+                "consentedBy": user.oid,
+                "consentedByUpn": user.upn,
+                "consentedOn": now.isoformat(timespec="seconds"),
+                "mfa": "true" if mfa else "false",
+                "source": "consent",
+            },
+        )
+        return token
+
+    def sign_in(
+        self,
+        *,
+        name: str = "Partner Admin",
+        upn: str | None = None,
+        oid: str | None = None,
+        mfa: bool = True,
+    ) -> UserIdentity:
+        """Sign a user in to the simulated browser (``mfa=False``: a password-only sign-in);
+        the next authorization request is answered for them."""
+        self.browser_user = new_identity(
+            oid=oid, tid=self.tenant_id, name=name, upn=upn, mfa=mfa, sub_for=self.client_id
+        )
+        return self.browser_user
 
     def federated_assertion(self) -> str:
         """What ``msal.ManagedIdentityClient`` returns for ``api://AzureADTokenExchange``: the

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Literal, get_args
 
-Target = Literal["api", "token", "jwks", "discovery"]
+Target = Literal["api", "token", "jwks", "discovery", "keyvault"]
 BodyKind = Literal["seed-example", "html", "empty", "bom", "extra-fields", "new-enum", "truncated"]
 
 TARGETS: frozenset[str] = frozenset(get_args(Target))
@@ -39,6 +39,8 @@ class Fault:
     drop: bool = False
     times: int = 1
     commit_first: bool = False
+    #: Only requests of this HTTP method (e.g. ``PUT``: Key Vault writes); None matches any.
+    method: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -50,9 +52,13 @@ class Fault:
         if self.delay < 0:
             raise ValueError("delay must not be negative")
 
-    def matches(self, target: str, path: str) -> bool:
-        """Whether this fault applies to a request of ``target`` on ``path``."""
-        return self.target == target and (self.path is None or path.startswith(self.path))
+    def matches(self, target: str, path: str, method: str | None = None) -> bool:
+        """Whether this fault applies to a request of ``target`` on ``path`` (with ``method``)."""
+        return (
+            self.target == target
+            and (self.path is None or path.startswith(self.path))
+            and (self.method is None or method is None or self.method.upper() == method.upper())
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (bytes bodies travel as ``body_base64``)."""
@@ -205,11 +211,11 @@ class FaultQueue:
         with self._lock:
             self._pending.extend(_Pending(fault, fault.times) for fault in faults)
 
-    def take(self, target: str, path: str) -> Fault | None:
+    def take(self, target: str, path: str, method: str | None = None) -> Fault | None:
         """Use up one serving of the oldest fault matching the request, if any."""
         with self._lock:
             for entry in self._pending:
-                if entry.fault.matches(target, path):
+                if entry.fault.matches(target, path, method):
                     entry.remaining -= 1
                     if entry.remaining == 0:
                         self._pending.remove(entry)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
+import html
 import json
+import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from werkzeug.wrappers import Request, Response
@@ -21,6 +29,8 @@ if TYPE_CHECKING:
     from simulator._core import Simulator
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: Entra ID's authorization codes live about 10 minutes.
+AUTH_CODE_LIFETIME = 600.0
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 
@@ -68,11 +78,39 @@ def _resource_scopes(scope: str) -> tuple[str, list[str]]:
     return resources.pop(), [s.rsplit("/", 1)[1] for s in wanted]
 
 
+@dataclass
+class _AuthCode:
+    """An authorization code and what it was issued for."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    nonce: str | None
+    identity: UserIdentity
+    issued: float
+    used: bool = False
+
+
+def _is_loopback_redirect(uri: str) -> bool:
+    """Entra ID lets a localhost redirect URI take any port: ``http://localhost[:port][/path]``."""
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
+
+
+def s256(verifier: str) -> str:
+    """The PKCE S256 challenge of a code verifier."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 class IdentityProvider:
     """WSGI application of the identity server."""
 
     def __init__(self, sim: Simulator) -> None:
         self._sim = sim
+        self._codes: dict[str, _AuthCode] = {}
+        self._codes_lock = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -86,6 +124,8 @@ class IdentityProvider:
                 return self._with_fault("discovery", request, lambda: self._discovery(tenant))
             case [tenant, "discovery", "v2.0", "keys"] | [tenant, "discovery", "keys"]:
                 return self._with_fault("jwks", request, lambda: self._jwks(tenant))
+            case [tenant, "oauth2", "v2.0", "authorize"]:
+                return self._authorize(request, tenant)
             case [tenant, "oauth2", "v2.0", "token"]:
                 if request.method != "POST":
                     return json_response(405, {"error": "invalid_request"})
@@ -184,6 +224,8 @@ class IdentityProvider:
                 body = self._on_behalf_of(form)
             elif grant == "refresh_token":
                 body = self._refresh(form)
+            elif grant == "authorization_code":
+                body = self._authorization_code(form)
             else:
                 raise TokenError(
                     400,
@@ -350,18 +392,152 @@ class IdentityProvider:
         return self._user_response(form, UserIdentity.from_claims(claims))
 
     def _refresh(self, form: Mapping[str, str]) -> dict[str, Any]:
-        identity = self._sim.tokens.redeem(form.get("refresh_token", ""))
+        tokens = self._sim.tokens
+        token = form.get("refresh_token", "")
+        identity = tokens.redeem(token)
         if identity is None:
+            issued = tokens.refresh_token_issued_at(token) or tokens.clock.time() - 91 * 86400
+            when = datetime.fromtimestamp(issued, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
             raise TokenError(
                 400,
                 "invalid_grant",
                 700082,
-                "The refresh token has expired due to inactivity. The token was issued on "
-                "2025-01-01T00:00:00.0000000Z and was inactive for 90.00:00:00.",
+                f"The refresh token has expired due to inactivity. The token was issued on {when} "
+                "and was inactive for 90.00:00:00.",
             )
         return self._user_response(form, identity)
 
-    def _user_response(self, form: Mapping[str, str], identity: UserIdentity) -> dict[str, Any]:
+    # --- authorization-code flow with PKCE (the consent of the service user) -------------------
+
+    def _authorize(self, request: Request, tenant: str) -> Response:
+        """The sign-in page: the simulator's browser user is signed in already, so it redirects
+        straight back with a code (or an OAuth error), as Entra ID does after a sign-in."""
+        sim = self._sim
+        args = request.args
+        if request.method != "GET":
+            return json_response(405, {"error": "invalid_request"})
+        if not is_guid(tenant):
+            return self._unknown_tenant(tenant)
+        if args.get("client_id") != sim.client_id:
+            return json_response(
+                400,
+                aad_error_body(
+                    "unauthorized_client",
+                    700016,
+                    f"Application with identifier '{args.get('client_id')}' was not found in the "
+                    f"directory '{tenant}'.",
+                ),
+            )
+        redirect_uri = args.get("redirect_uri", "")
+        if not _is_loopback_redirect(redirect_uri):
+            # Never redirect to an unregistered URI: the error is shown on the sign-in page.
+            return json_response(
+                400,
+                aad_error_body(
+                    "invalid_request",
+                    50011,
+                    f"The redirect URI '{redirect_uri}' specified in the request does not match "
+                    f"the redirect URIs configured for the application '{sim.client_id}'.",
+                ),
+            )
+        state = args.get("state")
+        error: tuple[str, str] | None = None
+        scope = args.get("scope", "")
+        try:
+            _resource_scopes(scope)
+        except TokenError as exc:
+            error = ("invalid_scope", f"AADSTS{exc.aadsts}: {exc.description}")
+        if args.get("response_type") != "code":
+            error = ("unsupported_response_type", "AADSTS700054: response_type must be 'code'.")
+        elif not args.get("code_challenge") or args.get("code_challenge_method") != "S256":
+            error = (
+                "invalid_request",
+                "AADSTS9002325: Proof Key for Code Exchange is required: send code_challenge "
+                "with code_challenge_method S256.",
+            )
+        params: dict[str, str] = {}
+        if error is not None:
+            params = {"error": error[0], "error_description": error[1]}
+        else:
+            code = secrets.token_urlsafe(48)
+            with self._codes_lock:
+                self._codes[code] = _AuthCode(
+                    client_id=sim.client_id,
+                    redirect_uri=redirect_uri,
+                    scope=scope,
+                    code_challenge=args["code_challenge"],
+                    nonce=args.get("nonce"),
+                    identity=sim.browser_user,
+                    issued=time.monotonic(),
+                )
+            params = {"code": code, "session_state": guid()}
+        if state is not None:
+            params["state"] = state
+        if args.get("response_mode") == "form_post":
+            # As Entra ID does: a page whose form the browser posts to the redirect URI at once.
+            fields = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
+                for k, v in params.items()
+            )
+            page = (
+                "<html><head><title>Working...</title></head><body onload="
+                '"document.forms[0].submit()"><form method="POST" name="hiddenform" action="'
+                f'{html.escape(redirect_uri)}">{fields}<noscript><input type="submit" '
+                'value="Continue"/></noscript></form></body></html>'
+            )
+            return Response(page, status=200, content_type="text/html; charset=utf-8")
+        separator = "&" if "?" in redirect_uri else "?"
+        response = Response(status=302)
+        response.headers["Location"] = f"{redirect_uri}{separator}{urlencode(params)}"
+        return response
+
+    def _authorization_code(self, form: Mapping[str, str]) -> dict[str, Any]:
+        with self._codes_lock:
+            grant = self._codes.get(form.get("code", ""))
+            first_use = grant is not None and not grant.used
+            if grant is not None:
+                grant.used = True
+        if grant is None:
+            raise TokenError(
+                400,
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid: the authorization code is not "
+                "valid.",
+            )
+        if not first_use:
+            raise TokenError(
+                400, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed."
+            )
+        if time.monotonic() - grant.issued > AUTH_CODE_LIFETIME:
+            raise TokenError(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity.",
+            )
+        if form.get("redirect_uri") != grant.redirect_uri:
+            raise TokenError(
+                400,
+                "invalid_grant",
+                50148,
+                "The redirect URI of the token request does not match the one of the "
+                "authorization request.",
+            )
+        verifier = form.get("code_verifier", "")
+        if not verifier or not hmac.compare_digest(s256(verifier), grant.code_challenge):
+            raise TokenError(
+                400,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the "
+                "authorization request.",
+            )
+        return self._user_response(form, grant.identity, nonce=grant.nonce)
+
+    def _user_response(
+        self, form: Mapping[str, str], identity: UserIdentity, *, nonce: str | None = None
+    ) -> dict[str, Any]:
         """A delegated token response; like Entra ID, the ID token needs ``openid`` and
         ``client_info`` needs ``client_info=1`` (MSAL always asks for both)."""
         sim = self._sim
@@ -381,7 +557,7 @@ class IdentityProvider:
             "refresh_token": sim.tokens.new_refresh_token(identity),
         }
         if "openid" in scope.split():
-            body["id_token"] = sim.tokens.id_token(identity)
+            body["id_token"] = sim.tokens.id_token(identity, nonce=nonce)
         if form.get("client_info") == "1":
             info = json.dumps({"uid": identity.oid, "utid": identity.tid}).encode()
             body["client_info"] = base64.urlsafe_b64encode(info).rstrip(b"=").decode("ascii")

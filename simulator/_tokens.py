@@ -9,11 +9,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simulator._clock import SimClock
 from simulator._crypto import KeyRing, b64url, pairwise_subject
 from simulator._http import guid
 from simulator.data import derived_guid
 
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+#: A refresh token dies this long after it was issued (Entra ID's AADSTS700082).
+REFRESH_TOKEN_LIFETIME = 90 * 86400
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ def default_upn(name: str) -> str:
 class _RefreshGrant:
     identity: UserIdentity
     expired: bool
+    #: When it was issued, on the simulator's clock.
+    issued_at: float
 
 
 class TokenIssuer:
@@ -81,8 +86,11 @@ class TokenIssuer:
         tenant_id: str,
         authority_host: Callable[[], str],
         lifetime: int,
+        clock: SimClock | None = None,
     ) -> None:
         self.keys = keys
+        self.clock = clock or SimClock()
+        """The clock refresh tokens age on (tests move it forward)."""
         self._client_id = client_id
         self._tenant_id = tenant_id
         self._authority_host = authority_host
@@ -209,14 +217,16 @@ class TokenIssuer:
         return self.keys.sign(claims)
 
     def new_refresh_token(self, identity: UserIdentity, *, expired: bool = False) -> str:
-        """An opaque refresh token for ``identity``; an ``expired`` one is refused on redemption."""
+        """An opaque refresh token for ``identity``, valid for :data:`REFRESH_TOKEN_LIFETIME` on
+        :attr:`clock`; an ``expired`` one is refused on redemption."""
         token = f"0.Asim.{secrets.token_urlsafe(48)}"
         with self._lock:
-            self._refresh[token] = _RefreshGrant(identity, expired)
+            self._refresh[token] = _RefreshGrant(identity, expired, self.clock.time())
         return token
 
     def redeem(self, token: str) -> UserIdentity | None:
-        """The identity behind a valid refresh token; None if unknown or expired.
+        """The identity behind a valid refresh token; None if unknown, expired, or older than
+        :data:`REFRESH_TOKEN_LIFETIME`.
 
         Redeeming does not revoke the token: like Entra ID, old refresh tokens stay usable.
         """
@@ -224,7 +234,15 @@ class TokenIssuer:
             grant = self._refresh.get(token)
         if grant is None or grant.expired:
             return None
+        if self.clock.time() - grant.issued_at > REFRESH_TOKEN_LIFETIME:
+            return None
         return grant.identity
+
+    def refresh_token_issued_at(self, token: str) -> float | None:
+        """When a refresh token was issued (on :attr:`clock`); None if unknown."""
+        with self._lock:
+            grant = self._refresh.get(token)
+        return None if grant is None else grant.issued_at
 
 
 def new_identity(

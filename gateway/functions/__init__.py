@@ -1,9 +1,17 @@
-"""The HTTP functions, one blueprint per resource, each with the doc the OpenAPI definition uses."""
+"""The functions, one blueprint per resource; each HTTP one with the doc the OpenAPI definition
+uses."""
 
-from . import agreements, health, mca_status, openapi, relationship_request
+from . import agreements, consent_rotation, health, mca_status, openapi, relationship_request
 from .health import VERSION
 
-BLUEPRINTS = (relationship_request.bp, agreements.bp, mca_status.bp, health.bp, openapi.bp)
+BLUEPRINTS = (
+    relationship_request.bp,
+    agreements.bp,
+    mca_status.bp,
+    health.bp,
+    openapi.bp,
+    consent_rotation.bp,
+)
 OPERATIONS = (
     relationship_request.OPERATION,
     agreements.OPERATION,

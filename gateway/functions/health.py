@@ -1,4 +1,7 @@
-"""GET /api/health: is the service configured? No token needed, no upstream call made."""
+"""GET /api/health: is the service configured, and is the service user's consent alive?
+
+No token needed and no Partner Center call made; the consent's state comes from Key Vault,
+cached briefly and read with a short timeout, so health stays quick and never fails."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from partnercenter import ConfigurationError, Settings
 
 from ..http import correlation_id_of, json_response
 from ..openapi import OperationDoc, Visibility
+from ..runtime import get_runtime
 from ..schemas import HealthResponse
 
 bp = func.Blueprint()
@@ -17,8 +21,8 @@ VERSION = "0.1.0"
 OPERATION = OperationDoc(
     operation_id="GetHealth",
     summary="Check the gateway's configuration",
-    description="Whether the gateway's configuration is complete, for monitoring. Needs no token "
-    "and calls no other service.",
+    description="Whether the gateway's configuration is complete and the service user's consent "
+    "is alive, for monitoring. Needs no token and calls no Partner Center operation.",
     response=HealthResponse,
     visibility=Visibility.INTERNAL,
 )
@@ -41,12 +45,16 @@ def health_report() -> HealthResponse:
             status="misconfigured", configured=False, problem=str(err), version=VERSION
         )
     unresolved = ", ".join(settings.unresolved_references)
+    consent = get_runtime().client.consent_status()
     return HealthResponse(
         status="ok",
         configured=True,
         problem=f"Unresolved Key Vault reference: {unresolved}." if unresolved else None,
         credential=settings.credential_kind.value,
-        service_user=settings.partner_center_refresh_token is not None,
+        service_user=settings.key_vault_url is not None
+        or settings.partner_center_refresh_token is not None,
+        consent=consent.state.value,
+        consent_expires_on=consent.expires_on,
         any_client_app=not settings.allowed_client_app_ids,
         version=VERSION,
     )

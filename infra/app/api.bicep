@@ -127,14 +127,19 @@ var platformSettings = {
 }
 
 // Service settings (partnercenter/_config.py). Secrets are Key Vault references without a
-// version, so a new secret version is picked up without redeploying.
+// version, so a new secret version is picked up without redeploying. The timer function's
+// schedule is CONSENT_ROTATION_SCHEDULE (%CONSENT_ROTATION_SCHEDULE%): the setting must exist.
 var serviceSettings = {
   PARTNER_CENTER_API_URL: partnerCenterApiUrl
   PARTNER_CENTER_SCOPE: partnerCenterScope
   AZURE_AUTHORITY_HOST: authorityHost
   AZURE_TENANT_ID: tenantId
   AZURE_CLIENT_ID: clientId
-  PARTNER_CENTER_REFRESH_TOKEN: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${refreshTokenName}/)'
+  // The service user's refresh token is read (and rotated) by the app itself, not through a Key
+  // Vault reference: a reference is cached by the platform and cannot be written back.
+  KEY_VAULT_URL: keyVaultUri
+  PARTNER_CENTER_REFRESH_TOKEN_SECRET: refreshTokenName
+  CONSENT_ROTATION_SCHEDULE: '0 0 3 * * *'
   PARTNER_CENTER_LOCALE: partnerCenterLocale
   PARTNER_CENTER_APPLICATION_NAME: partnerCenterApplicationName
   PARTNER_CENTER_DEADLINE_SECONDS: string(partnerCenterDeadlineSeconds)

@@ -123,7 +123,7 @@ def test_a_password_only_sign_in_never_gets_an_mfa_sign_ins_token(
     response = agreements(api, base_url, weak)
     assert response.status_code != 200, response.text
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 2
-    assert "amr" in response.json()["detail"]
+    assert "multi-factor authentication" in response.json()["detail"]
 
 
 def test_each_caller_token_of_a_user_gets_its_own_exchange(

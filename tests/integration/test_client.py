@@ -14,6 +14,7 @@ from partnercenter import (
     SERVICE_USER,
     AgreementType,
     BadResponseError,
+    CallerMfaClaimMissingError,
     CallerTokenRejectedError,
     ConsentExpiredError,
     InvalidArgumentError,
@@ -105,7 +106,7 @@ def test_a_partner_center_token_serves_only_the_caller_token_it_was_exchanged_fo
     client.list_customer_agreements(strong, CUSTOMER_MCA)
     client.list_customer_agreements(strong, CUSTOMER_MCA)
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 1
-    with pytest.raises(UnauthorizedError, match="amr"):
+    with pytest.raises(CallerMfaClaimMissingError, match="multi-factor"):
         client.list_customer_agreements(weak, CUSTOMER_MCA)
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 2
 

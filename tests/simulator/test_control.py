@@ -118,3 +118,20 @@ def test_command_prints_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_the_clock_sign_in_and_consent_can_be_driven_from_another_process(sim: Simulator) -> None:
+    client = SimulatorClient(sim.partner_center_url, sim.ca_bundle)
+    try:
+        before = sim.clock.offset
+        client.advance_clock(days=1)
+        assert sim.clock.offset - before == 86400
+        oid = client.sign_in(name="Remote Admin", mfa=True)
+        assert sim.browser_user.oid == oid
+        sim.keyvault.clear()
+        client.seed_consent()
+        latest = sim.keyvault.latest("partner-center-refresh-token")
+        assert latest is not None and latest.tags["consentedBy"] == oid
+    finally:
+        sim.keyvault.clear()
+        client.close()
