@@ -63,11 +63,13 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-def _text(node: Node) -> str:
+def node_text(node: Node) -> str:
+    """The source text of a node."""
     return (node.text or b"").decode("utf-8")
 
 
-def _named(node: Node) -> list[Node]:
+def named_children(node: Node) -> list[Node]:
+    """The named children of a node, comments left out."""
     return [child for child in node.named_children if child.type != "comment"]
 
 
@@ -87,7 +89,7 @@ class Declaration:
 
     def children(self) -> list[Node]:
         """The declaration's named children, comments left out."""
-        return _named(self.node)
+        return named_children(self.node)
 
 
 @functools.cache
@@ -106,14 +108,14 @@ class Template:
             kind: {} for kind in ("param", "var", "resource", "module", "output")
         }
         decorators: list[Node] = []
-        for node in _named(self.root):
+        for node in named_children(self.root):
             if node.type == "decorators":
-                decorators = _named(node)
+                decorators = named_children(node)
                 continue
             kind = node.type.removesuffix("_declaration").replace("parameter", "param")
             kind = kind.replace("variable", "var")
             if kind in self.declarations:
-                name = _text(_named(node)[0])
+                name = node_text(named_children(node)[0])
                 self.declarations[kind][name] = Declaration(kind, name, node, decorators)
             decorators = []
 
@@ -125,7 +127,7 @@ class Template:
             if node.is_error or node.is_missing:
                 problems.append(
                     Problem(
-                        self.path, node.start_point[0] + 1, f"syntax error near {_text(node)!r}"
+                        self.path, node.start_point[0] + 1, f"syntax error near {node_text(node)!r}"
                     )
                 )
                 return
@@ -164,11 +166,11 @@ class Template:
 def literal(node: Node) -> Any:
     """The Python value of a literal node (a string without interpolation, number, bool, null)."""
     if node.type == "string" and not any(c.type == "interpolation" for c in node.named_children):
-        return "".join(_text(c) for c in node.named_children if c.type == "string_content")
+        return "".join(node_text(c) for c in node.named_children if c.type == "string_content")
     if node.type == "number":
-        return int(_text(node))
+        return int(node_text(node))
     if node.type == "boolean":
-        return _text(node) == "true"
+        return node_text(node) == "true"
     if node.type == "null":
         return None
     return UNKNOWN
@@ -177,13 +179,13 @@ def literal(node: Node) -> Any:
 def decorator(declaration: Declaration, name: str) -> Node | None:
     """The argument of `@name(...)` on a declaration (with or without `sys.`), if present."""
     for node in declaration.decorators:
-        call = _named(node)[0]
+        call = named_children(node)[0]
         if call.type != "call_expression":
             continue
-        function = _text(call.child_by_field_name("function") or call).removeprefix("sys.")
+        function = node_text(call.child_by_field_name("function") or call).removeprefix("sys.")
         arguments = call.child_by_field_name("arguments")
-        if function == name and arguments is not None and _named(arguments):
-            return _named(arguments)[0]
+        if function == name and arguments is not None and named_children(arguments):
+            return named_children(arguments)[0]
     return None
 
 
@@ -191,19 +193,19 @@ def body(declaration: Declaration) -> Node | None:
     """The object of a resource or module, through `if (...)` and `[for ...: ...]`."""
     node = declaration.children()[-1]
     if node.type == "if_statement":
-        node = _named(node)[-1]
+        node = named_children(node)[-1]
     if node.type == "for_statement":
-        node = node.child_by_field_name("body") or _named(node)[-1]
+        node = node.child_by_field_name("body") or named_children(node)[-1]
     return node if node.type == "object" else None
 
 
 def properties(obj: Node) -> Iterator[tuple[str | None, Node, Node]]:
     """(key, key node, value node) of an object; key None when it is not a literal."""
-    for prop in _named(obj):
+    for prop in named_children(obj):
         if prop.type != "object_property":
             continue
-        key_node, value = _named(prop)[0], _named(prop)[-1]
-        key = _text(key_node) if key_node.type == "identifier" else literal(key_node)
+        key_node, value = named_children(prop)[0], named_children(prop)[-1]
+        key = node_text(key_node) if key_node.type == "identifier" else literal(key_node)
         yield (key if isinstance(key, str) else None), key_node, value
 
 
@@ -350,21 +352,21 @@ class TemplateChecker:
         `@allowed` yields its allowed values; anything else yields UNKNOWN.
         """
         if node.type == "parenthesized_expression":
-            yield from self.candidates(template, _named(node)[0], seen)
+            yield from self.candidates(template, named_children(node)[0], seen)
         elif node.type == "ternary_expression":
             for part in ("consequence", "alternative"):
                 branch = node.child_by_field_name(part)
                 if branch is not None:
                     yield from self.candidates(template, branch, seen)
         elif node.type == "identifier":
-            name = _text(node)
+            name = node_text(node)
             if name in template.variables and name not in seen:
                 value = template.variables[name].children()[-1]
                 yield from self.candidates(template, value, seen | {name})
             elif name in template.params and (
                 allowed := decorator(template.params[name], "allowed")
             ):
-                yield from (literal(item) for item in _named(allowed))
+                yield from (literal(item) for item in named_children(allowed))
             else:
                 yield UNKNOWN
         elif node.type in ("object", "array", "for_statement"):
@@ -421,9 +423,9 @@ class TemplateChecker:
                 return [(node, f"{path}: expects {entry.get('name') or kind}, not an array")]
             item_type = resolve(types, entry["itemType"])
             items = (
-                [node.child_by_field_name("body") or _named(node)[-1]]
+                [node.child_by_field_name("body") or named_children(node)[-1]]
                 if node.type == "for_statement"
-                else _named(node)
+                else named_children(node)
             )
             return [
                 finding
@@ -547,7 +549,7 @@ class TemplateChecker:
         farm = member(site_properties, "serverFarmId")
         if farm is None or farm.type != "member_expression":
             return False
-        plan = template.resources.get(_text(farm.child_by_field_name("object") or farm))
+        plan = template.resources.get(node_text(farm.child_by_field_name("object") or farm))
         plan_body = body(plan) if plan else None
         sku = member(plan_body, "sku") if plan_body else None
         return (
@@ -578,7 +580,7 @@ class TemplateChecker:
                 if (
                     isinstance(value, Node)
                     and value.type == "array"
-                    and "*" in map(literal, _named(value))
+                    and "*" in map(literal, named_children(value))
                 ):
                     self.report(
                         template,
@@ -621,37 +623,37 @@ class TemplateChecker:
             return
         for value in self.candidates(template, settings):
             if isinstance(value, Node) and value.type == "array":
-                for item in _named(value):
+                for item in named_children(value):
                     name = (
                         literal(member(item, "name") or item) if item.type == "object" else UNKNOWN
                     )
                     if isinstance(name, str):
                         yield name, item
             elif isinstance(value, Node) and value.type == "for_statement":
-                source = _named(value)[-2]
+                source = named_children(value)[-2]
                 if (
                     source.type == "call_expression"
-                    and _text(source.child_by_field_name("function") or source) == "items"
+                    and node_text(source.child_by_field_name("function") or source) == "items"
                 ):
                     arguments = source.child_by_field_name("arguments")
-                    if arguments is not None and _named(arguments):
-                        yield from self.object_keys(template, _named(arguments)[0])
+                    if arguments is not None and named_children(arguments):
+                        yield from self.object_keys(template, named_children(arguments)[0])
 
     def object_keys(
         self, template: Template, node: Node, seen: frozenset[str] = frozenset()
     ) -> Iterator[tuple[str, Node]]:
         """Keys of an object expression, through variables, parentheses, `?:` and union()."""
         if node.type == "call_expression":
-            if _text(node.child_by_field_name("function") or node) == "union":
+            if node_text(node.child_by_field_name("function") or node) == "union":
                 arguments = node.child_by_field_name("arguments")
-                for argument in _named(arguments) if arguments is not None else []:
+                for argument in named_children(arguments) if arguments is not None else []:
                     yield from self.object_keys(template, argument, seen)
-        elif node.type == "identifier" and _text(node) in template.variables:
-            if _text(node) not in seen:
-                value = template.variables[_text(node)].children()[-1]
-                yield from self.object_keys(template, value, seen | {_text(node)})
+        elif node.type == "identifier" and node_text(node) in template.variables:
+            if node_text(node) not in seen:
+                value = template.variables[node_text(node)].children()[-1]
+                yield from self.object_keys(template, value, seen | {node_text(node)})
         elif node.type == "parenthesized_expression":
-            yield from self.object_keys(template, _named(node)[0], seen)
+            yield from self.object_keys(template, named_children(node)[0], seen)
         elif node.type == "ternary_expression":
             for part in ("consequence", "alternative"):
                 branch = node.child_by_field_name(part)
@@ -706,7 +708,7 @@ class TemplateChecker:
                 continue
             allowed = decorator(param, "allowed")
             if allowed is not None:
-                options = [literal(item) for item in _named(allowed)]
+                options = [literal(item) for item in named_children(allowed)]
                 for candidate in self.candidates(template, value):
                     if (
                         candidate is not UNKNOWN
@@ -722,7 +724,7 @@ class TemplateChecker:
             children = param.children()
             has_default = len(children) > 2
             nullable = (
-                any(c.type == "nullable_type" for c in _named(children[1]))
+                any(c.type == "nullable_type" for c in named_children(children[1]))
                 if len(children) > 1
                 else False
             )
@@ -752,11 +754,11 @@ class TemplateChecker:
         while current is not None and current.type in ("member_expression", "subscript_expression"):
             if current.type == "member_expression":
                 prop = current.child_by_field_name("property")
-                chain.insert(0, _text(prop) if prop is not None else "")
+                chain.insert(0, node_text(prop) if prop is not None else "")
             current = current.child_by_field_name("object")
         if current is None or current.type != "identifier":
             return
-        symbol = _text(current)
+        symbol = node_text(current)
         if symbol in template.modules:
             target_path = literal(template.modules[symbol].children()[1])
             path = template.path.parent / str(target_path)
