@@ -8,8 +8,8 @@ reads every template with a real Bicep parser (tree-sitter-bicep) and checks:
 - every property path written (nested objects, enum values, types, lengths and ranges, read-only
   and required properties), and every property path read from a resource (`storage.properties.x`);
 - the Flex Consumption platform rules the definitions do not carry (tests/infra/flex_consumption.py);
-- modules: every parameter passed exists, every required one is passed, a literal passed to an
-  `@allowed` parameter is allowed, and every output read exists;
+- modules: every parameter passed exists, every required one is passed, a literal passed is of the
+  parameter's type (and among its `@allowed` values), and every output read exists;
 - CORS: no `*` origin.
 
 Values are followed through variables, `?:` (both branches), parentheses and `@allowed`
@@ -46,6 +46,19 @@ BICEP_RESOURCE_KEYS = frozenset({"parent", "scope", "dependsOn"})
 MODULE_KEYS = frozenset({"name", "params", "scope", "dependsOn"})
 #: Stands for a value known only at deployment time.
 UNKNOWN = object()
+
+#: Bicep's primitive parameter types a literal argument is checked against.
+ARGUMENT_KINDS = frozenset({"string", "int", "bool", "object", "array"})
+
+
+def argument_kind(value: Any) -> str:
+    """The Bicep type of a literal value or of an object, array or loop node."""
+    if isinstance(value, Node):
+        return "object" if value.type == "object" else "array"
+    if isinstance(value, bool):
+        return "bool"
+    return "int" if isinstance(value, int) else "string"
+
 
 #: A problem found below a resource: where it is written, and what it is.
 Finding = tuple[Node, str]
@@ -706,20 +719,7 @@ class TemplateChecker:
                     f"module {declaration.name}: {target_path} has no parameter {name}{hint}",
                 )
                 continue
-            allowed = decorator(param, "allowed")
-            if allowed is not None:
-                options = [literal(item) for item in named_children(allowed)]
-                for candidate in self.candidates(template, value):
-                    if (
-                        candidate is not UNKNOWN
-                        and not isinstance(candidate, Node)
-                        and candidate not in options
-                    ):
-                        self.report(
-                            template,
-                            value,
-                            f"module {declaration.name}: {name} = {candidate!r} is not allowed by {target_path} ({options})",
-                        )
+            self.check_argument(template, declaration, target_path, param, value)
         for name, param in target.params.items():
             children = param.children()
             has_default = len(children) > 2
@@ -733,6 +733,39 @@ class TemplateChecker:
                     template,
                     declaration.node,
                     f"module {declaration.name}: required parameter {name} of {target_path} is not passed",
+                )
+
+    def check_argument(
+        self,
+        template: Template,
+        declaration: Declaration,
+        target_path: str,
+        param: Declaration,
+        value: Node,
+    ) -> None:
+        """A value passed to a module parameter: of its declared type, and `@allowed` by it."""
+        declared = node_text(param.children()[1]).removesuffix("?")
+        allowed = decorator(param, "allowed")
+        options = [literal(item) for item in named_children(allowed)] if allowed else None
+        for candidate in self.candidates(template, value):
+            if candidate is UNKNOWN or candidate is None:
+                continue
+            kind = argument_kind(candidate)
+            if declared in ARGUMENT_KINDS and kind != declared:
+                self.report(
+                    template,
+                    value,
+                    f"module {declaration.name}: {param.name} of {target_path} is {declared}, "
+                    f"not {kind}",
+                )
+            elif (
+                options is not None and not isinstance(candidate, Node) and candidate not in options
+            ):
+                self.report(
+                    template,
+                    value,
+                    f"module {declaration.name}: {param.name} = {candidate!r} is not allowed by "
+                    f"{target_path} ({options})",
                 )
 
     def check_reads(self, template: Template) -> None:

@@ -141,6 +141,12 @@ BROKEN = {
         "    publicNetworkAccessForQuery: 'Off'",
         "publicNetworkAccessForQuery = 'Off' is not allowed by app/monitoring.bicep",
     ),
+    "wrong type passed to a module parameter": (
+        "main.bicep",
+        "    tableNames: eventTableNames",
+        "    tableNames: 'events'",
+        "module storage: tableNames of app/storage.bicep is array, not string",
+    ),
     "unknown output": (
         "main.bicep",
         "storageBlobEndpoint: storage.outputs.blobEndpoint",
