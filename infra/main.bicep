@@ -240,8 +240,9 @@ module keyVaultPrivateEndpoint 'app/private-endpoint.bicep' = if (vnetEnabled) {
     serviceId: keyVault.outputs.id
     groupId: 'vault'
     dnsZoneName: keyVaultDnsZoneName
-    subnetId: network.outputs.privateEndpointSubnetId
-    vnetId: network.outputs.id
+    // Guarded like Azure's samples do, although the module is skipped without vnetEnabled.
+    subnetId: vnetEnabled ? network.outputs.privateEndpointSubnetId : ''
+    vnetId: vnetEnabled ? network.outputs.id : ''
   }
 }
 

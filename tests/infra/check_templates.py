@@ -8,8 +8,8 @@ reads every template with a real Bicep parser (tree-sitter-bicep) and checks:
 - every property path written (nested objects, enum values, types, lengths and ranges, read-only
   and required properties), and every property path read from a resource (`storage.properties.x`);
 - the Flex Consumption platform rules the definitions do not carry (tests/infra/flex_consumption.py);
-- modules: every parameter passed exists, every required one is passed, a literal passed to an
-  `@allowed` parameter is allowed, and every output read exists;
+- modules: every parameter passed exists, every required one is passed, a literal passed is of the
+  parameter's type (and among its `@allowed` values), and every output read exists;
 - CORS: no `*` origin.
 
 Values are followed through variables, `?:` (both branches), parentheses and `@allowed`
@@ -47,6 +47,19 @@ MODULE_KEYS = frozenset({"name", "params", "scope", "dependsOn"})
 #: Stands for a value known only at deployment time.
 UNKNOWN = object()
 
+#: Bicep's primitive parameter types a literal argument is checked against.
+ARGUMENT_KINDS = frozenset({"string", "int", "bool", "object", "array"})
+
+
+def argument_kind(value: Any) -> str:
+    """The Bicep type of a literal value or of an object, array or loop node."""
+    if isinstance(value, Node):
+        return "object" if value.type == "object" else "array"
+    if isinstance(value, bool):
+        return "bool"
+    return "int" if isinstance(value, int) else "string"
+
+
 #: A problem found below a resource: where it is written, and what it is.
 Finding = tuple[Node, str]
 
@@ -63,11 +76,13 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-def _text(node: Node) -> str:
+def node_text(node: Node) -> str:
+    """The source text of a node."""
     return (node.text or b"").decode("utf-8")
 
 
-def _named(node: Node) -> list[Node]:
+def named_children(node: Node) -> list[Node]:
+    """The named children of a node, comments left out."""
     return [child for child in node.named_children if child.type != "comment"]
 
 
@@ -87,7 +102,7 @@ class Declaration:
 
     def children(self) -> list[Node]:
         """The declaration's named children, comments left out."""
-        return _named(self.node)
+        return named_children(self.node)
 
 
 @functools.cache
@@ -106,14 +121,14 @@ class Template:
             kind: {} for kind in ("param", "var", "resource", "module", "output")
         }
         decorators: list[Node] = []
-        for node in _named(self.root):
+        for node in named_children(self.root):
             if node.type == "decorators":
-                decorators = _named(node)
+                decorators = named_children(node)
                 continue
             kind = node.type.removesuffix("_declaration").replace("parameter", "param")
             kind = kind.replace("variable", "var")
             if kind in self.declarations:
-                name = _text(_named(node)[0])
+                name = node_text(named_children(node)[0])
                 self.declarations[kind][name] = Declaration(kind, name, node, decorators)
             decorators = []
 
@@ -125,7 +140,7 @@ class Template:
             if node.is_error or node.is_missing:
                 problems.append(
                     Problem(
-                        self.path, node.start_point[0] + 1, f"syntax error near {_text(node)!r}"
+                        self.path, node.start_point[0] + 1, f"syntax error near {node_text(node)!r}"
                     )
                 )
                 return
@@ -164,11 +179,11 @@ class Template:
 def literal(node: Node) -> Any:
     """The Python value of a literal node (a string without interpolation, number, bool, null)."""
     if node.type == "string" and not any(c.type == "interpolation" for c in node.named_children):
-        return "".join(_text(c) for c in node.named_children if c.type == "string_content")
+        return "".join(node_text(c) for c in node.named_children if c.type == "string_content")
     if node.type == "number":
-        return int(_text(node))
+        return int(node_text(node))
     if node.type == "boolean":
-        return _text(node) == "true"
+        return node_text(node) == "true"
     if node.type == "null":
         return None
     return UNKNOWN
@@ -177,13 +192,13 @@ def literal(node: Node) -> Any:
 def decorator(declaration: Declaration, name: str) -> Node | None:
     """The argument of `@name(...)` on a declaration (with or without `sys.`), if present."""
     for node in declaration.decorators:
-        call = _named(node)[0]
+        call = named_children(node)[0]
         if call.type != "call_expression":
             continue
-        function = _text(call.child_by_field_name("function") or call).removeprefix("sys.")
+        function = node_text(call.child_by_field_name("function") or call).removeprefix("sys.")
         arguments = call.child_by_field_name("arguments")
-        if function == name and arguments is not None and _named(arguments):
-            return _named(arguments)[0]
+        if function == name and arguments is not None and named_children(arguments):
+            return named_children(arguments)[0]
     return None
 
 
@@ -191,19 +206,19 @@ def body(declaration: Declaration) -> Node | None:
     """The object of a resource or module, through `if (...)` and `[for ...: ...]`."""
     node = declaration.children()[-1]
     if node.type == "if_statement":
-        node = _named(node)[-1]
+        node = named_children(node)[-1]
     if node.type == "for_statement":
-        node = node.child_by_field_name("body") or _named(node)[-1]
+        node = node.child_by_field_name("body") or named_children(node)[-1]
     return node if node.type == "object" else None
 
 
 def properties(obj: Node) -> Iterator[tuple[str | None, Node, Node]]:
     """(key, key node, value node) of an object; key None when it is not a literal."""
-    for prop in _named(obj):
+    for prop in named_children(obj):
         if prop.type != "object_property":
             continue
-        key_node, value = _named(prop)[0], _named(prop)[-1]
-        key = _text(key_node) if key_node.type == "identifier" else literal(key_node)
+        key_node, value = named_children(prop)[0], named_children(prop)[-1]
+        key = node_text(key_node) if key_node.type == "identifier" else literal(key_node)
         yield (key if isinstance(key, str) else None), key_node, value
 
 
@@ -350,21 +365,21 @@ class TemplateChecker:
         `@allowed` yields its allowed values; anything else yields UNKNOWN.
         """
         if node.type == "parenthesized_expression":
-            yield from self.candidates(template, _named(node)[0], seen)
+            yield from self.candidates(template, named_children(node)[0], seen)
         elif node.type == "ternary_expression":
             for part in ("consequence", "alternative"):
                 branch = node.child_by_field_name(part)
                 if branch is not None:
                     yield from self.candidates(template, branch, seen)
         elif node.type == "identifier":
-            name = _text(node)
+            name = node_text(node)
             if name in template.variables and name not in seen:
                 value = template.variables[name].children()[-1]
                 yield from self.candidates(template, value, seen | {name})
             elif name in template.params and (
                 allowed := decorator(template.params[name], "allowed")
             ):
-                yield from (literal(item) for item in _named(allowed))
+                yield from (literal(item) for item in named_children(allowed))
             else:
                 yield UNKNOWN
         elif node.type in ("object", "array", "for_statement"):
@@ -421,9 +436,9 @@ class TemplateChecker:
                 return [(node, f"{path}: expects {entry.get('name') or kind}, not an array")]
             item_type = resolve(types, entry["itemType"])
             items = (
-                [node.child_by_field_name("body") or _named(node)[-1]]
+                [node.child_by_field_name("body") or named_children(node)[-1]]
                 if node.type == "for_statement"
-                else _named(node)
+                else named_children(node)
             )
             return [
                 finding
@@ -547,7 +562,7 @@ class TemplateChecker:
         farm = member(site_properties, "serverFarmId")
         if farm is None or farm.type != "member_expression":
             return False
-        plan = template.resources.get(_text(farm.child_by_field_name("object") or farm))
+        plan = template.resources.get(node_text(farm.child_by_field_name("object") or farm))
         plan_body = body(plan) if plan else None
         sku = member(plan_body, "sku") if plan_body else None
         return (
@@ -578,7 +593,7 @@ class TemplateChecker:
                 if (
                     isinstance(value, Node)
                     and value.type == "array"
-                    and "*" in map(literal, _named(value))
+                    and "*" in map(literal, named_children(value))
                 ):
                     self.report(
                         template,
@@ -621,37 +636,37 @@ class TemplateChecker:
             return
         for value in self.candidates(template, settings):
             if isinstance(value, Node) and value.type == "array":
-                for item in _named(value):
+                for item in named_children(value):
                     name = (
                         literal(member(item, "name") or item) if item.type == "object" else UNKNOWN
                     )
                     if isinstance(name, str):
                         yield name, item
             elif isinstance(value, Node) and value.type == "for_statement":
-                source = _named(value)[-2]
+                source = named_children(value)[-2]
                 if (
                     source.type == "call_expression"
-                    and _text(source.child_by_field_name("function") or source) == "items"
+                    and node_text(source.child_by_field_name("function") or source) == "items"
                 ):
                     arguments = source.child_by_field_name("arguments")
-                    if arguments is not None and _named(arguments):
-                        yield from self.object_keys(template, _named(arguments)[0])
+                    if arguments is not None and named_children(arguments):
+                        yield from self.object_keys(template, named_children(arguments)[0])
 
     def object_keys(
         self, template: Template, node: Node, seen: frozenset[str] = frozenset()
     ) -> Iterator[tuple[str, Node]]:
         """Keys of an object expression, through variables, parentheses, `?:` and union()."""
         if node.type == "call_expression":
-            if _text(node.child_by_field_name("function") or node) == "union":
+            if node_text(node.child_by_field_name("function") or node) == "union":
                 arguments = node.child_by_field_name("arguments")
-                for argument in _named(arguments) if arguments is not None else []:
+                for argument in named_children(arguments) if arguments is not None else []:
                     yield from self.object_keys(template, argument, seen)
-        elif node.type == "identifier" and _text(node) in template.variables:
-            if _text(node) not in seen:
-                value = template.variables[_text(node)].children()[-1]
-                yield from self.object_keys(template, value, seen | {_text(node)})
+        elif node.type == "identifier" and node_text(node) in template.variables:
+            if node_text(node) not in seen:
+                value = template.variables[node_text(node)].children()[-1]
+                yield from self.object_keys(template, value, seen | {node_text(node)})
         elif node.type == "parenthesized_expression":
-            yield from self.object_keys(template, _named(node)[0], seen)
+            yield from self.object_keys(template, named_children(node)[0], seen)
         elif node.type == "ternary_expression":
             for part in ("consequence", "alternative"):
                 branch = node.child_by_field_name(part)
@@ -704,25 +719,12 @@ class TemplateChecker:
                     f"module {declaration.name}: {target_path} has no parameter {name}{hint}",
                 )
                 continue
-            allowed = decorator(param, "allowed")
-            if allowed is not None:
-                options = [literal(item) for item in _named(allowed)]
-                for candidate in self.candidates(template, value):
-                    if (
-                        candidate is not UNKNOWN
-                        and not isinstance(candidate, Node)
-                        and candidate not in options
-                    ):
-                        self.report(
-                            template,
-                            value,
-                            f"module {declaration.name}: {name} = {candidate!r} is not allowed by {target_path} ({options})",
-                        )
+            self.check_argument(template, declaration, target_path, param, value)
         for name, param in target.params.items():
             children = param.children()
             has_default = len(children) > 2
             nullable = (
-                any(c.type == "nullable_type" for c in _named(children[1]))
+                any(c.type == "nullable_type" for c in named_children(children[1]))
                 if len(children) > 1
                 else False
             )
@@ -731,6 +733,39 @@ class TemplateChecker:
                     template,
                     declaration.node,
                     f"module {declaration.name}: required parameter {name} of {target_path} is not passed",
+                )
+
+    def check_argument(
+        self,
+        template: Template,
+        declaration: Declaration,
+        target_path: str,
+        param: Declaration,
+        value: Node,
+    ) -> None:
+        """A value passed to a module parameter: of its declared type, and `@allowed` by it."""
+        declared = node_text(param.children()[1]).removesuffix("?")
+        allowed = decorator(param, "allowed")
+        options = [literal(item) for item in named_children(allowed)] if allowed else None
+        for candidate in self.candidates(template, value):
+            if candidate is UNKNOWN or candidate is None:
+                continue
+            kind = argument_kind(candidate)
+            if declared in ARGUMENT_KINDS and kind != declared:
+                self.report(
+                    template,
+                    value,
+                    f"module {declaration.name}: {param.name} of {target_path} is {declared}, "
+                    f"not {kind}",
+                )
+            elif (
+                options is not None and not isinstance(candidate, Node) and candidate not in options
+            ):
+                self.report(
+                    template,
+                    value,
+                    f"module {declaration.name}: {param.name} = {candidate!r} is not allowed by "
+                    f"{target_path} ({options})",
                 )
 
     def check_reads(self, template: Template) -> None:
@@ -752,11 +787,11 @@ class TemplateChecker:
         while current is not None and current.type in ("member_expression", "subscript_expression"):
             if current.type == "member_expression":
                 prop = current.child_by_field_name("property")
-                chain.insert(0, _text(prop) if prop is not None else "")
+                chain.insert(0, node_text(prop) if prop is not None else "")
             current = current.child_by_field_name("object")
         if current is None or current.type != "identifier":
             return
-        symbol = _text(current)
+        symbol = node_text(current)
         if symbol in template.modules:
             target_path = literal(template.modules[symbol].children()[1])
             path = template.path.parent / str(target_path)

@@ -141,6 +141,12 @@ BROKEN = {
         "    publicNetworkAccessForQuery: 'Off'",
         "publicNetworkAccessForQuery = 'Off' is not allowed by app/monitoring.bicep",
     ),
+    "wrong type passed to a module parameter": (
+        "main.bicep",
+        "    tableNames: eventTableNames",
+        "    tableNames: 'events'",
+        "module storage: tableNames of app/storage.bicep is array, not string",
+    ),
     "unknown output": (
         "main.bicep",
         "storageBlobEndpoint: storage.outputs.blobEndpoint",
@@ -215,14 +221,16 @@ def test_cors_wildcard_is_refused_at_deployment() -> None:
     template = check_templates.Template(INFRA / "main.bicep")
     guard = template.variables["corsOrigins"].children()[-1]
     assert guard.type == "ternary_expression"
-    condition = check_templates._text(guard.child_by_field_name("condition") or guard)
+    condition = check_templates.node_text(guard.child_by_field_name("condition") or guard)
     assert condition == "contains(allowedOrigins, '*')"
-    assert check_templates._text(guard.child_by_field_name("consequence") or guard).count("int(")
+    assert check_templates.node_text(guard.child_by_field_name("consequence") or guard).count(
+        "int("
+    )
     api = template.modules["api"]
     params = check_templates.member(check_templates.body(api) or guard, "params")
     assert params is not None
     origins = check_templates.member(params, "allowedOrigins")
-    assert origins is not None and check_templates._text(origins) == "corsOrigins"
+    assert origins is not None and check_templates.node_text(origins) == "corsOrigins"
 
 
 @pytest.mark.skipif(not INFRA_PYTHON.exists(), reason="run `make lint-infra` once for .venv-infra")
