@@ -1,4 +1,4 @@
-"""The Partner Center client: the two operations the gateway serves."""
+"""The Partner Center client: the operations the gateway serves."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ from ._transport import (
     Transport,
     build_session,
     deadline_scope,
+    logger,
 )
 
 #: Relationship links kept at most (one per partner tenant and indirect-reseller pair).
@@ -421,15 +422,19 @@ class PartnerCenterClient:
             deadline=deadline,
             replay_safe=True,
         )
-        if not sent.response.content.strip():  # 201 with no body: what was sent was recorded
+        try:
+            return parse_body(
+                Agreement,
+                sent.response.content,
+                status=sent.response.status_code,
+                request_id=sent.request_id,
+                correlation_id=correlation_id,
+            )
+        except BadResponseError as err:
+            # Partner Center recorded the attestation (2xx): an unreadable body must not turn
+            # that into a failure. What it recorded is what was sent.
+            logger.warning("%s; the attestation sent stands for it", err)
             return Agreement.model_validate(body)
-        return parse_body(
-            Agreement,
-            sent.response.content,
-            status=sent.response.status_code,
-            request_id=sent.request_id,
-            correlation_id=correlation_id,
-        )
 
     def _partner_tenant(self, principal: Principal) -> str:
         if isinstance(principal, OnBehalfOf):
