@@ -55,10 +55,11 @@ BASE_PATH = "/api"  # host.json: extensions.http.routePrefix
 HOST_PLACEHOLDER = "partnercenter-gateway.invalid"
 TITLE = "Partner Center Gateway"
 DESCRIPTION = (
-    "Reads Microsoft Partner Center for the signed-in user: the link that invites a customer into "
-    "a reseller relationship, and the agreements a customer has accepted. The gateway validates "
-    "the Entra ID token, calls Partner Center on the user's behalf and answers errors as RFC 9457 "
-    "problem details."
+    "Microsoft Partner Center for the signed-in user: the link that invites a customer into a "
+    "reseller relationship, the agreements a customer has accepted, whether it has accepted the "
+    "Microsoft Customer Agreement, and the partner's attestation that it has. The gateway "
+    "validates the Entra ID token, calls Partner Center on the user's behalf and answers errors "
+    "as RFC 9457 problem details."
 )
 CONNECTOR_METADATA = (
     ("Website", "https://learn.microsoft.com/partner-center/developer/"),

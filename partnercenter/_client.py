@@ -82,6 +82,7 @@ from ._transport import (
     Transport,
     build_session,
     deadline_scope,
+    logger,
 )
 
 #: Relationship links kept at most (one per caller token, or the service user, and indirect ids).
@@ -462,15 +463,19 @@ class PartnerCenterClient:
             deadline=deadline,
             replay_safe=True,
         )
-        if not sent.response.content.strip():  # 201 with no body: what was sent was recorded
+        try:
+            return parse_body(
+                Agreement,
+                sent.response.content,
+                status=sent.response.status_code,
+                request_id=sent.request_id,
+                correlation_id=correlation_id,
+            )
+        except BadResponseError as err:
+            # Partner Center recorded the attestation (2xx): an unreadable body must not turn
+            # that into a failure. What it recorded is what was sent.
+            logger.warning("%s; the attestation sent stands for it", err)
             return Agreement.model_validate(body)
-        return parse_body(
-            Agreement,
-            sent.response.content,
-            status=sent.response.status_code,
-            request_id=sent.request_id,
-            correlation_id=correlation_id,
-        )
 
     @contextmanager
     def _authorized(self, principal: Principal, deadline: Deadline) -> Iterator[str]:

@@ -38,8 +38,8 @@ MAX_PHONE_LENGTH = 32
 #: Printable text without control characters, markup brackets or leading/trailing spaces.
 NAME_PATTERN = r"^[^\s<>\x00-\x1f\x7f](?:[^<>\x00-\x1f\x7f]*[^\s<>\x00-\x1f\x7f])?$"
 EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"  # noqa: E501
-#: Digits with the usual separators and an optional leading +; ends with a digit.
-PHONE_PATTERN = r"^\+?[0-9(][0-9 ().-]{2,30}[0-9]$"
+#: Digits with the usual separators, an optional leading + and an optional extension (x123).
+PHONE_PATTERN = r"^\+?[0-9(][0-9 ().-]{2,30}[0-9](?: ?(?:x|ext\.?) ?[0-9]{1,6})?$"
 
 
 class McaAcceptance(StrEnum):

@@ -236,17 +236,9 @@ class PartnerCenter:
         )
 
     def _metadata(self, request: Request) -> Response:
-        requested = request.args.get("agreementType")
-        # As for agreements, no type means MicrosoftCloudAgreement (backward compatibility).
-        agreement_type = (
-            MICROSOFT_CLOUD_AGREEMENT
-            if requested is None
-            else _AGREEMENT_TYPES.get(requested.lower())
-        )
+        agreement_type = _agreement_type(request)
         if agreement_type is None:
-            return pc_error(
-                400, _INVALID_REQUEST, f"The agreementType '{requested}' is not supported."
-            )
+            return _unsupported_type(request)
         items = [
             item
             for item in agreement_metadata(self._sim.agreements.mca_template_id)
@@ -262,20 +254,9 @@ class PartnerCenter:
             return pc_error(
                 400, _INVALID_INPUT, f"The customer tenant id '{customer_id}' is not a valid GUID."
             )
-        requested = request.args.get("agreementType")
-        # The documented backward-compatibility default: no type means MicrosoftCloudAgreement.
-        agreement_type = (
-            MICROSOFT_CLOUD_AGREEMENT
-            if requested is None
-            else _AGREEMENT_TYPES.get(requested.lower())
-        )
+        agreement_type = _agreement_type(request)
         if agreement_type is None:
-            return pc_error(
-                400,
-                _INVALID_REQUEST,
-                f"The agreementType '{requested}' is not supported. Supported values: "
-                "MicrosoftCloudAgreement, MicrosoftCustomerAgreement, *.",
-            )
+            return _unsupported_type(request)
         agreements = self._sim.agreements.agreements_of(customer_id)
         if agreements is None:
             return pc_error(
@@ -300,6 +281,24 @@ class PartnerCenter:
                 "attributes": {"objectType": "Collection"},
             },
         )
+
+
+def _agreement_type(request: Request) -> str | None:
+    """The ``agreementType`` asked for (None when unsupported). The documented
+    backward-compatibility default: no type means MicrosoftCloudAgreement."""
+    requested = request.args.get("agreementType")
+    if requested is None:
+        return MICROSOFT_CLOUD_AGREEMENT
+    return _AGREEMENT_TYPES.get(requested.lower())
+
+
+def _unsupported_type(request: Request) -> Response:
+    return pc_error(
+        400,
+        _INVALID_REQUEST,
+        f"The agreementType '{request.args.get('agreementType')}' is not supported. Supported "
+        "values: MicrosoftCloudAgreement, MicrosoftCustomerAgreement, *.",
+    )
 
 
 def _record(request: Request, status: int, started: float, finished: float) -> ApiRequest:

@@ -502,3 +502,15 @@ def test_dual_role_is_passed_through_and_cached_apart(
     assert len(fresh_sim.stats.api_requests) == 2  # one per distinct link, then cached
     bad = api.get(url, params={"dualRoleIndirectRelationship": "maybe"}, headers=token)
     assert_problem(bad, 400)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "html"])
+def test_a_recorded_attestation_with_an_unreadable_answer_is_still_201(
+    api: requests.Session, base_url: str, fresh_sim: Simulator, kind: str
+) -> None:
+    path = f"/v1/customers/{CUSTOMER_NEITHER}/agreements"
+    fresh_sim.faults.add(Fault(path=path, body_kind=kind))  # type: ignore[arg-type]
+    response = attest(api, base_url, fresh_sim, CUSTOMER_NEITHER, {"primaryContact": ADA})
+    assert response.status_code == 201, response.text
+    assert response.json()["primaryContact"]["email"] == ADA["email"]
+    assert len(fresh_sim.agreements.attestations_made(CUSTOMER_NEITHER)) == 1

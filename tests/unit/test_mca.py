@@ -183,7 +183,9 @@ def test_bad_contacts_are_refused(field: str, value: str) -> None:
         validated_contact(PrimaryContact(**fields))
 
 
-@pytest.mark.parametrize("phone", ["+1 425 555 0100", "(425) 555-0100", "020.7946.0000", "1234"])
+@pytest.mark.parametrize(
+    "phone", ["+1 425 555 0100", "(425) 555-0100", "020.7946.0000", "1234", "+1 425 555 0100 x12"]
+)
 def test_usual_phone_numbers_pass(phone: str) -> None:
     contact = PrimaryContact(first_name="José", last_name="O'Brien-Núñez", email="j@x.example")
     assert validated_contact(contact.model_copy(update={"phone_number": phone})).phone_number
