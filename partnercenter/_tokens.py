@@ -555,7 +555,9 @@ class MsalTokenProvider:
                 instance_discovery=False,
                 http_client=self._http_client,
                 http_cache=_NoHttpCache(),
-                # Rotation keeps nothing either: what it redeems goes to the store, not to memory.
+                # Only the service user's client keeps what it redeems (its newest refresh token
+                # serves while Key Vault is unreachable); on-behalf-of results live in our
+                # bounded TokenCache, and consent and rotation results go to the store.
                 token_cache=(
                     msal.TokenCache() if purpose == "service-user" else _DiscardingTokenCache()
                 ),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.consent import run_consent
+from gateway.consent import ConsentError, main, run_consent
 from partnercenter import ServiceUserMfaRequiredError, Settings
 from simulator import Fault, Simulator
 
@@ -426,3 +426,17 @@ def test_admin_answers_at_once_while_the_function_runs(gateway: Gateway) -> None
     assert len(sim.keyvault.versions(SECRET)) == 1  # still running
     assert gateway.host.background.wait_idle(60)
     assert len(sim.keyvault.versions(SECRET)) == 2
+
+
+def test_make_consent_needs_key_vault(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KEY_VAULT_URL")
+    assert main(["--port", "0", "--no-browser", "--timeout", "5"]) == 1
+    assert "KEY_VAULT_URL" in capsys.readouterr().err
+
+
+def test_a_sign_in_that_never_comes_back_times_out(gateway: Gateway) -> None:
+    with pytest.raises(ConsentError, match="No sign-in came back"):
+        run_consent(Settings.from_environ(), open_browser=lambda url: None, port=0, timeout=0.5)
+    assert gateway.sim.keyvault.versions(SECRET) == []
