@@ -25,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import DechunkedInput, ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from .http import CORRELATION_HEADER, correlation_id_of, new_correlation_id, problem_response
@@ -52,6 +52,7 @@ logger = logging.getLogger("gateway.devserver")
 
 ROUTE_PREFIX = "/api"
 _ROUTE_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 def werkzeug_rule(function: HttpFunction) -> Rule:
@@ -207,9 +208,11 @@ class ProblemRequestHandler(WSGIRequestHandler):
             return
         try:
             body = self._read_body(limit, chunked, int(length) if length.isdigit() else 0)
-        except (OSError, ValueError) as err:
-            if isinstance(err, TimeoutError):
-                raise  # the request came too slowly: the connection is dropped
+        except TimeoutError:
+            self._send_problem(408, "The request body did not arrive in time.")
+            self.close_connection = True
+            return
+        except (OSError, ValueError):
             self._refuse_body(400, limit)
             return
         if body is None:
@@ -226,20 +229,37 @@ class ProblemRequestHandler(WSGIRequestHandler):
         super().run_wsgi()
 
     def _read_body(self, limit: int, chunked: bool, length: int) -> bytes | None:
-        """The body, or None when it is longer than ``limit`` (then not read further)."""
+        """The body, or None when it is longer than ``limit`` (then not read further).
+
+        Raises ``ValueError`` for broken chunked framing, ``TimeoutError`` when too slow.
+        """
         if not chunked:
             return self.rfile.read(length) if length else b""
-        dechunked = DechunkedInput(cast(IO[bytes], self.rfile))
         parts: list[bytes] = []
         size = 0
         while True:
-            part = dechunked.read(65536)
-            if not part:
+            header = self._chunk_line()
+            digits = header.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):
+                raise ValueError("bad chunk size")
+            chunk_size = int(digits, 16)
+            if chunk_size == 0:
+                while self._chunk_line().strip():  # trailer fields, ignored
+                    pass
                 return b"".join(parts)
-            size += len(part)
-            if size > limit:
+            size += chunk_size
+            if size > limit:  # refused from the declared size, before the chunk is read
                 return None
-            parts.append(part)
+            chunk = self.rfile.read(chunk_size)
+            if len(chunk) < chunk_size or self._chunk_line().strip():
+                raise ValueError("chunk shorter than its size, or not followed by CRLF")
+            parts.append(chunk)
+
+    def _chunk_line(self) -> bytes:
+        line = self.rfile.readline(1024)
+        if not line.endswith(b"\n"):
+            raise ValueError("chunk line missing or too long")
+        return line
 
     def _refuse_body(self, code: int, limit: int) -> None:
         if code == 413:
