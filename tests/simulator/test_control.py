@@ -118,3 +118,19 @@ def test_command_prints_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_id_tokens_and_user_tokens_with_roles_through_the_control_plane(
+    client: SimulatorClient,
+) -> None:
+    id_token = jwt.decode(
+        client.id_token(roles=["Agreements.Read"]), options={"verify_signature": False}
+    )
+    assert id_token["roles"] == ["Agreements.Read"] and "scp" not in id_token
+    user = jwt.decode(
+        client.user_token(scopes=[], roles=["Agreements.Read"], client_app_id="x"),
+        options={"verify_signature": False},
+    )
+    assert user["roles"] == ["Agreements.Read"] and user["azp"] == "x" and "scp" not in user
+    app = jwt.decode(client.app_token(idtyp=False), options={"verify_signature": False})
+    assert "idtyp" not in app
