@@ -40,6 +40,8 @@ from .problems import (
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     PROBLEM_CONTENT_TYPE,
+    REQUEST_TIMEOUT,
+    TOO_LARGE,
     Kind,
     problem,
 )
@@ -209,7 +211,7 @@ class ProblemRequestHandler(WSGIRequestHandler):
         try:
             body = self._read_body(limit, chunked, int(length) if length.isdigit() else 0)
         except TimeoutError:
-            self._send_problem(408, "The request body did not arrive in time.")
+            self._send_problem(REQUEST_TIMEOUT, "The request body did not arrive in time.")
             self.close_connection = True
             return
         except (OSError, ValueError):
@@ -263,10 +265,10 @@ class ProblemRequestHandler(WSGIRequestHandler):
 
     def _refuse_body(self, code: int, limit: int) -> None:
         if code == 413:
-            reason = f"The request body is larger than the host's limit of {limit} bytes."
+            detail = f"The request body is larger than the host's limit of {limit} bytes."
+            self._send_problem(TOO_LARGE, detail)
         else:
-            reason = "The request body could not be read."
-        self._send_problem(code, reason)
+            self._send_problem(INVALID_REQUEST, "The request body could not be read.")
         self.close_connection = True
         self._linger()
 
@@ -291,20 +293,17 @@ class ProblemRequestHandler(WSGIRequestHandler):
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "Bad Request"
-        self._send_problem(code, f"The HTTP server refused the request: {phrase}.")
+        kind = Kind(code, INVALID_REQUEST.slug, INVALID_REQUEST.title)
+        self._send_problem(kind, f"The HTTP server refused the request: {phrase}.")
 
-    def _send_problem(self, code: int, detail: str) -> None:
+    def _send_problem(self, kind: Kind, detail: str) -> None:
+        code = kind.status
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "Bad Request"
         correlation_id = new_correlation_id()
-        found = problem(
-            Kind(code, INVALID_REQUEST.slug, INVALID_REQUEST.title),
-            detail,
-            correlation_id,
-            headers={},
-        )
+        found = problem(kind, detail, correlation_id, headers={})
         body = found.body.model_dump_json(by_alias=True, exclude_none=True).encode()
         self.log_error("code %d, message %s", code, phrase)
         self.send_response(code, phrase)

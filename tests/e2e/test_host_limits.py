@@ -86,6 +86,7 @@ def assert_too_large(response: RawResponse) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["status"] == 413 and str(LIMIT) in body["detail"]
+    assert body["type"] == "urn:partnercenter-gateway:problem:request-too-large"
 
 
 def test_a_declared_oversized_body_is_refused_before_it_is_sent(host: Host) -> None:
@@ -126,6 +127,14 @@ def test_broken_chunked_framing_is_400(host: Host) -> None:
 def test_an_idle_connection_is_closed(host: Host) -> None:
     with socket.create_connection(("127.0.0.1", host.server.server_port), timeout=20) as conn:
         assert conn.recv(1024) == b""  # closed by the host, not by our 20 s timeout
+
+
+def test_a_body_that_stops_coming_gets_408(host: Host) -> None:
+    # Ten bytes announced, three sent, the connection left open: answered, not held.
+    response = exchange(host, head(AGREEMENTS, b"Content-Length: 10") + b"abc")
+    assert response.status == 408, response
+    body = response.json()
+    assert body["type"] == "urn:partnercenter-gateway:problem:request-timeout"
 
 
 def test_a_slow_sender_is_cut_off_at_the_request_deadline(host: Host) -> None:
