@@ -26,6 +26,7 @@ _APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_i
 _ID_TOKEN_ARGS = frozenset({"oid", "tid", "name", "roles", "nonce", "mfa", "audience"})
 _REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
 _LATENCY_ARGS = frozenset({"token", "api"})
+_CONDITIONAL_ACCESS_ARGS = frozenset({"require_mfa"})
 
 
 class ControlPlane:
@@ -52,6 +53,9 @@ class ControlPlane:
             ("POST", "tokens/federated"): lambda _: {"token": sim.federated_assertion()},
             ("POST", "latency"): lambda body: sim.set_latency(**_kwargs(body, _LATENCY_ARGS)),
             ("POST", "rotate-signing-key"): lambda _: sim.rotate_signing_key(),
+            ("POST", "conditional-access"): lambda body: setattr(
+                sim, "require_mfa", bool(_kwargs(body, _CONDITIONAL_ACCESS_ARGS).get("require_mfa"))
+            ),
             ("GET", "settings"): lambda _: sim.settings(),
         }
 

@@ -56,6 +56,9 @@ class Simulator:
         """Seconds added to every token request."""
         self.api_latency = api_latency
         """Seconds added to every Partner Center request."""
+        self.require_mfa = False
+        """A Conditional Access policy: when True, on-behalf-of exchanges of a caller token
+        whose sign-in had no MFA (``amr`` without ``mfa``) fail with AADSTS50076."""
         self.faults = FaultQueue()
         self.stats = Stats()
         self.stopping = threading.Event()
@@ -300,6 +303,8 @@ class Simulator:
             self.api_latency = api
 
     def reset(self) -> None:
-        """Forget pending faults and zero the statistics (keys and refresh tokens stay)."""
+        """Forget pending faults, zero the statistics and lift ``require_mfa`` (keys and refresh
+        tokens stay)."""
         self.faults.clear()
         self.stats.reset()
+        self.require_mfa = False

@@ -121,11 +121,20 @@ def test_a_password_only_sign_in_never_gets_an_mfa_sign_ins_token(
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 1
 
     # The weaker sign-in is exchanged on its own, so Entra ID and Partner Center judge it: the
-    # simulated Partner Center, like the real one, refuses App+User tokens without MFA.
+    # simulated Partner Center, like the real one, refuses App+User tokens without MFA...
     response = agreements(api, base_url, weak)
     assert response.status_code != 200, response.text
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 2
     assert "amr" in response.json()["detail"]
+
+    # ...and a Conditional Access policy demanding MFA is evaluated for it at the exchange.
+    fresh_sim.require_mfa = True
+    response = agreements(api, base_url, fresh_sim.user_token(oid=oid, mfa=False))
+    body = assert_problem(response, 401)
+    assert body["entraCode"] == "AADSTS50076"
+    assert response.headers["WWW-Authenticate"].startswith('Bearer error="insufficient_claims"')
+    assert agreements(api, base_url, strong).status_code == 200  # still its own cached token
+    assert fresh_sim.stats.token_requests["on_behalf_of"] == 3
 
 
 def test_each_caller_token_of_a_user_gets_its_own_exchange(

@@ -134,3 +134,12 @@ def test_id_tokens_and_user_tokens_with_roles_through_the_control_plane(
     assert user["roles"] == ["Agreements.Read"] and user["azp"] == "x" and "scp" not in user
     app = jwt.decode(client.app_token(idtyp=False), options={"verify_signature": False})
     assert "idtyp" not in app
+
+
+def test_conditional_access_through_the_control_plane(
+    sim: Simulator, client: SimulatorClient
+) -> None:
+    client.set_require_mfa(True)
+    assert sim.require_mfa is True
+    client.reset()
+    assert sim.require_mfa is False

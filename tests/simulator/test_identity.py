@@ -228,3 +228,16 @@ def test_the_caller_tokens_an_attacker_or_a_careless_admin_can_produce(sim: Simu
     app = _claims(sim.app_token())
     assert app["idtyp"] == "app" and app["oid"] == app["sub"] and "scp" not in app
     assert "idtyp" not in _claims(sim.app_token(idtyp=False))
+
+
+def test_conditional_access_refuses_the_exchange_of_a_password_only_sign_in(
+    sim: Simulator, make_app: AppFactory
+) -> None:
+    sim.require_mfa = True
+    try:
+        weak = make_app().acquire_token_on_behalf_of(sim.user_token(mfa=False), [PC_SCOPE])
+        strong = make_app().acquire_token_on_behalf_of(sim.user_token(mfa=True), [PC_SCOPE])
+    finally:
+        sim.require_mfa = False
+    assert weak["error"] == "invalid_grant" and 50076 in weak["error_codes"]
+    assert "access_token" in strong
