@@ -156,12 +156,13 @@ def targets(results: dict[str, Any], pool_size: int) -> list[Target]:
 
     per_user = [
         f"{run['mode']} c={run['concurrency']}: {run['token_requests']['on_behalf_of']} for "
-        f"{run['distinct_users']} users"
+        f"{run['distinct_users']} caller tokens"
         for run in gateway_runs
     ]
     found.append(
         Target(
-            "one token request per user per token lifetime",
+            "one token request per caller token per token lifetime",
+            # Each simulated user calls with one token, so caller tokens = users.
             all(r["token_requests"]["on_behalf_of"] <= r["distinct_users"] for r in gateway_runs),
             "; ".join(per_user),
         )

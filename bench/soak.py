@@ -483,7 +483,7 @@ def report(
         if r["status"] in FAULTED_STATUSES
     )
     distinct_users = {o.subject for o in outcomes if o.status and o.subject[1] != service_oid}
-    # Relationship links are cached per partner tenant: not every caller needs a token.
+    # A caller whose calls were all served from its cached relationship link needs no token.
     upstream_users = {
         tuple(r["subject"])
         for r in stats["api_requests"]

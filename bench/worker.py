@@ -29,7 +29,7 @@ from gateway.devserver import serve_app
 from gateway.registry import http_functions
 from gateway.runtime import Runtime, get_runtime, set_runtime
 from partnercenter import PartnerCenterClient, Settings, TokenCache
-from partnercenter._tokens import AccessToken
+from partnercenter._tokens import AccessToken, OnBehalfOf, principal_key
 from partnercenter._transport import Deadline
 from simulator import CUSTOMERS, SimulatorClient
 
@@ -238,8 +238,10 @@ def _fill(settings: dict[str, str], cap: int, users: int, token: str) -> dict[st
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     for n in range(users):
-        # Distinct strings per user, as each caller's claims and each exchange produce.
-        key = ("user", str(uuid.UUID(tenant)), str(uuid.UUID(int=n + 1)))
+        # Distinct strings per caller token, as each caller's claims and each exchange produce;
+        # keyed as the gateway keys them (a hash of the caller's token).
+        caller = OnBehalfOf(f"{token[:-10]}{n:010d}", tenant, str(uuid.UUID(int=n + 1)))
+        key = principal_key(caller)
         value = f"{token[:-10]}{n:010d}"
         cache.get(key, functools.partial(AccessToken, value, refresh_at), deadline)
         if (n + 1) % step == 0:

@@ -9,21 +9,28 @@ Entra ID and Partner Center and points the service at it.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import math
 import os
+import re
 import shlex
 import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from .admin_functions import ADMIN_PREFIX, AdminFunctions
@@ -46,14 +53,20 @@ from .problems import (
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     PROBLEM_CONTENT_TYPE,
+    REQUEST_TIMEOUT,
+    TOO_LARGE,
     Kind,
     problem,
 )
 from .registry import app_functions, http_functions
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 logger = logging.getLogger("gateway.devserver")
 
 ROUTE_PREFIX = "/api"
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class FunctionHost:
@@ -150,10 +163,147 @@ class FunctionHost:
         )
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may cost the local host, checked before any application code runs."""
+
+    #: Largest request body read; a larger one is refused with 413 before it is read.
+    max_body_bytes: int = 1024 * 1024
+    #: Longest wait for the next bytes of a request (or of a connection's first request).
+    idle_seconds: float = 15.0
+    #: Longest time to receive a whole request: line, headers and body (slow senders).
+    request_seconds: float = 30.0
+    #: Most requests served at once; further connections wait in the listen backlog.
+    max_threads: int = 256
+
+
+class _DeadlineSocketReader(io.RawIOBase):
+    """The connection's bytes, each receive bounded by the idle timeout and the request deadline,
+    so a sender trickling a byte at a time cannot hold a thread beyond the deadline."""
+
+    def __init__(self, connection: socket.socket, idle_seconds: float) -> None:
+        super().__init__()
+        self._connection = connection
+        self._idle = idle_seconds
+        self.deadline = math.inf
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request was not received within the host's time limit")
+        self._connection.settimeout(min(self._idle, remaining))
+        return self._connection.recv_into(buffer)
+
+
 class ProblemRequestHandler(WSGIRequestHandler):
-    """Werkzeug's request handler, but the HTTP server's own refusals (bad request line, line or
-    headers too long, unsupported HTTP version), made before any application code runs, are
-    problem+json answers like every other error rather than HTML pages."""
+    """Werkzeug's request handler, with the limits of :class:`RequestLimits` and problem+json
+    answers for the HTTP server's own refusals (bad request line, line or headers too long,
+    unsupported HTTP version, body too large), made before any application code runs."""
+
+    server: LimitedWSGIServer
+    _reader: _DeadlineSocketReader
+
+    def setup(self) -> None:
+        """Read the connection through a reader that enforces the idle and request timeouts."""
+        super().setup()
+        self.connection.settimeout(self.server.limits.idle_seconds)
+        self._reader = _DeadlineSocketReader(self.connection, self.server.limits.idle_seconds)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """Serve one request, which must arrive whole within ``request_seconds``."""
+        self._reader.deadline = time.monotonic() + self.server.limits.request_seconds
+        super().handle_one_request()
+
+    def run_wsgi(self) -> None:
+        """Read the body (refusing one over the limit) before the application runs."""
+        limit = self.server.limits.max_body_bytes
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        length = self.headers.get("Content-Length", "").strip()
+        if not chunked and length.isdigit() and int(length) > limit:
+            self._refuse_body(413, limit)
+            return
+        try:
+            body = self._read_body(limit, chunked, int(length) if length.isdigit() else 0)
+        except TimeoutError:
+            self._send_problem(REQUEST_TIMEOUT, "The request body did not arrive in time.")
+            self.close_connection = True
+            return
+        except (OSError, ValueError):
+            self._refuse_body(400, limit)
+            return
+        if body is None:
+            self._refuse_body(413, limit)
+            return
+        # The application reads the body from memory: it never waits on the connection.
+        self._reader.deadline = math.inf
+        self.connection.settimeout(self.server.limits.idle_seconds)
+        if chunked:
+            del self.headers["Transfer-Encoding"]
+            del self.headers["Content-Length"]
+            self.headers["Content-Length"] = str(len(body))
+        self.rfile = io.BufferedReader(io.BytesIO(body))
+        super().run_wsgi()
+
+    def _read_body(self, limit: int, chunked: bool, length: int) -> bytes | None:
+        """The body, or None when it is longer than ``limit`` (then not read further).
+
+        Raises ``ValueError`` for broken chunked framing, ``TimeoutError`` when too slow.
+        """
+        if not chunked:
+            return self.rfile.read(length) if length else b""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            header = self._chunk_line()
+            digits = header.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):
+                raise ValueError("bad chunk size")
+            chunk_size = int(digits, 16)
+            if chunk_size == 0:
+                while self._chunk_line().strip():  # trailer fields, ignored
+                    pass
+                return b"".join(parts)
+            size += chunk_size
+            if size > limit:  # refused from the declared size, before the chunk is read
+                return None
+            chunk = self.rfile.read(chunk_size)
+            if len(chunk) < chunk_size or self._chunk_line().strip():
+                raise ValueError("chunk shorter than its size, or not followed by CRLF")
+            parts.append(chunk)
+
+    def _chunk_line(self) -> bytes:
+        line = self.rfile.readline(1024)
+        if not line.endswith(b"\n"):
+            raise ValueError("chunk line missing or too long")
+        return line
+
+    def _refuse_body(self, code: int, limit: int) -> None:
+        if code == 413:
+            detail = f"The request body is larger than the host's limit of {limit} bytes."
+            self._send_problem(TOO_LARGE, detail)
+        else:
+            self._send_problem(INVALID_REQUEST, "The request body could not be read.")
+        self.close_connection = True
+        self._linger()
+
+    def _linger(self) -> None:
+        """Let the client read the refusal: stop sending, then discard what it still sends for
+        a moment (never keeping it), so closing does not reset the connection under it."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            ends = time.monotonic() + LINGER_SECONDS
+            discard = bytearray(65536)
+            while (remaining := ends - time.monotonic()) > 0:
+                self.connection.settimeout(remaining)
+                if not self.connection.recv_into(discard):
+                    break
+        except OSError:
+            pass
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Answer ``code`` with a problem; never echo the refused request line back."""
@@ -161,13 +311,17 @@ class ProblemRequestHandler(WSGIRequestHandler):
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "Bad Request"
+        kind = Kind(code, INVALID_REQUEST.slug, INVALID_REQUEST.title)
+        self._send_problem(kind, f"The HTTP server refused the request: {phrase}.")
+
+    def _send_problem(self, kind: Kind, detail: str) -> None:
+        code = kind.status
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Bad Request"
         correlation_id = new_correlation_id()
-        found = problem(
-            Kind(code, INVALID_REQUEST.slug, INVALID_REQUEST.title),
-            f"The HTTP server refused the request: {phrase}.",
-            correlation_id,
-            headers={},
-        )
+        found = problem(kind, detail, correlation_id, headers={})
         body = found.body.model_dump_json(by_alias=True, exclude_none=True).encode()
         self.log_error("code %d, message %s", code, phrase)
         self.send_response(code, phrase)
@@ -181,11 +335,68 @@ class ProblemRequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
 
 
-def serve_app(app: func.FunctionApp, host: str, port: int) -> BaseWSGIServer:
-    """A threaded server for ``app`` (not started)."""
-    return make_server(
-        host, port, FunctionHost(app), threaded=True, request_handler=ProblemRequestHandler
-    )
+#: How long a refused request's connection is kept open for the client to read the answer.
+LINGER_SECONDS = 2.0
+
+
+class LimitedWSGIServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server with a bounded pool of request threads.
+
+    When every thread is busy the accept loop waits, so new connections queue in the listen
+    backlog instead of each getting a thread of its own.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: WSGIApplication,
+        *,
+        limits: RequestLimits,
+        handler: type[WSGIRequestHandler] = ProblemRequestHandler,
+    ) -> None:
+        super().__init__(host, port, app, handler=handler)
+        self.limits = limits
+        self._slots = threading.BoundedSemaphore(limits.max_threads)
+        self._pool = ThreadPoolExecutor(limits.max_threads, thread_name_prefix="request")
+        self._stopping = threading.Event()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve ``request`` on a pool thread once one is free."""
+        while not self._slots.acquire(timeout=0.2):
+            if self._stopping.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            self._pool.submit(self._serve, request, client_address)
+        except RuntimeError:  # the pool is shut down: the server is closing
+            self._slots.release()
+            self.shutdown_request(request)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            # Looked up per request, so a wrapper set on the instance (tests count threads) runs.
+            self.process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def shutdown(self) -> None:
+        """Stop serving; the accept loop no longer waits for a free thread."""
+        self._stopping.set()
+        super().shutdown()
+
+    def server_close(self) -> None:
+        """Close the socket; requests in progress finish on their own (bounded by the limits)."""
+        self._stopping.set()
+        super().server_close()
+        self._pool.shutdown(wait=False)
+
+
+def serve_app(
+    app: func.FunctionApp, host: str, port: int, *, limits: RequestLimits | None = None
+) -> LimitedWSGIServer:
+    """A threaded server for ``app`` (not started), with ``limits`` on every request."""
+    return LimitedWSGIServer(host, port, FunctionHost(app), limits=limits or RequestLimits())
 
 
 def _start_simulator() -> Any:

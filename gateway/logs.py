@@ -17,10 +17,11 @@ _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
 
-# JWTs (three base64url parts starting with a JSON header), bearer values, and the key=value
-# forms in which secrets travel (form bodies, connection strings, query strings).
+# JWTs (base64url parts starting with a JSON header; the signature may have been cut off by a
+# length limit upstream), bearer values, and the key=value forms in which secrets travel (form
+# bodies, connection strings, query strings).
 _REDACTIONS = (
-    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(
         r"(?i)((?:client_secret|refresh_token|access_token|id_token|assertion|client_assertion"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +36,18 @@ from partnercenter import (
 )
 
 from .auth import ForbiddenError
+from .logs import redact
 from .schemas import Problem
 
 logger = logging.getLogger("gateway")
 
 PROBLEM_TYPE_BASE = "urn:partnercenter-gateway:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+#: Longest error message (upstream text included) a caller is shown; Partner Center's
+#: descriptions run to 500 characters and Entra's messages to several lines.
+MAX_UPSTREAM_TEXT = 300
+#: Longest ``error_description`` in ``WWW-Authenticate``.
+MAX_HEADER_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ INDIRECT_RESELLER = Kind(
 )
 NOT_FOUND = Kind(404, "not-found", "Not found")
 METHOD_NOT_ALLOWED = Kind(405, "method-not-allowed", "Method not allowed")
+REQUEST_TIMEOUT = Kind(408, "request-timeout", "The request did not arrive in time")
+TOO_LARGE = Kind(413, "request-too-large", "The request body is too large")
 THROTTLED = Kind(429, "throttled", "The call was throttled upstream")
 INTERNAL = Kind(500, "internal-error", "Internal error")
 UPSTREAM = Kind(502, "upstream-failure", "An upstream service failed")
@@ -129,7 +138,7 @@ def problem_for(error: Exception, correlation_id: str) -> ProblemResponse:
     if kind.status >= 500:
         logger.warning("%s: %s", kind.slug, error)
     assert isinstance(error, PartnerCenterError)
-    detail = error.message
+    detail = caller_text(error.message, MAX_UPSTREAM_TEXT)
     if error.remedy:
         detail = f"{detail} {error.remedy}"
     headers: dict[str, str] = {}
@@ -176,8 +185,23 @@ def problem(
     )
 
 
+def caller_text(text: str, limit: int) -> str:
+    """Text from upstream (or about it) as a caller may see it: tokens and secrets redacted as
+    in the logs, control characters made spaces, at most ``limit`` characters (then "…")."""
+    text = "".join(c if c.isprintable() else " " for c in redact(text))
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
 def _www_authenticate(error: PartnerCenterError) -> str:
-    reason = error.message.replace("\\", "").replace('"', "'")
+    reason = _header_safe(caller_text(error.message, MAX_HEADER_TEXT))
     if isinstance(error, MfaRequiredError | CallerMfaClaimMissingError):
         return f'Bearer error="insufficient_claims", error_description="{reason}"'
     return f'Bearer error="invalid_token", error_description="{reason}"'
+
+
+def _header_safe(text: str) -> str:
+    """The characters RFC 6750 allows in ``error_description`` (printable ASCII but ``"`` and
+    ``\\``): accents dropped, anything else a "?"; always encodable as a header value."""
+    text = unicodedata.normalize("NFKD", text).replace('"', "'").replace("\\", "/")
+    kept = (c for c in text if not unicodedata.combining(c))
+    return "".join(c if " " <= c <= "~" else "?" for c in kept)

@@ -102,7 +102,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "60",
     ),
     SettingSpec("PARTNER_CENTER_MAX_ATTEMPTS", "Attempts per call, the first one included.", "5"),
-    SettingSpec("TOKEN_CACHE_MAX_USERS", "Users whose Partner Center tokens are cached.", "10000"),
+    SettingSpec(
+        "TOKEN_CACHE_MAX_USERS",
+        "Partner Center tokens cached (one per caller token, plus the service user's).",
+        "10000",
+    ),
     SettingSpec(
         "RELATIONSHIP_REQUEST_CACHE_SECONDS",
         "How long a partner's relationship request URL is cached (0 turns the cache off).",

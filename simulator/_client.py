@@ -58,6 +58,10 @@ class SimulatorClient:
         """See :meth:`simulator.Simulator.id_token` (``roles`` as a list)."""
         return str(self._call("POST", "tokens/id", kwargs)["token"])
 
+    def set_require_mfa(self, require_mfa: bool) -> None:
+        """See :attr:`simulator.Simulator.require_mfa`."""
+        self._call("POST", "conditional-access", {"require_mfa": require_mfa})
+
     def refresh_token_for(self, **kwargs: Any) -> str:
         """See :meth:`simulator.Simulator.refresh_token_for`."""
         return str(self._call("POST", "tokens/refresh", kwargs)["token"])

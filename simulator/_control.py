@@ -30,6 +30,7 @@ _PARTNER_ARGS = frozenset({"indirect_reseller"})
 _CLOCK_ARGS = frozenset({"days", "hours", "seconds"})
 _SIGN_IN_ARGS = frozenset({"name", "upn", "oid", "mfa"})
 _SEED_ARGS = frozenset({"mfa", "secret"})
+_CONDITIONAL_ACCESS_ARGS = frozenset({"require_mfa"})
 
 
 class ControlPlane:
@@ -56,6 +57,9 @@ class ControlPlane:
             ("POST", "tokens/federated"): lambda _: {"token": sim.federated_assertion()},
             ("POST", "latency"): lambda body: sim.set_latency(**_kwargs(body, _LATENCY_ARGS)),
             ("POST", "rotate-signing-key"): lambda _: sim.rotate_signing_key(),
+            ("POST", "conditional-access"): lambda body: setattr(
+                sim, "require_mfa", bool(_kwargs(body, _CONDITIONAL_ACCESS_ARGS).get("require_mfa"))
+            ),
             ("GET", "settings"): lambda _: sim.settings(),
             ("POST", "agreements/rotate-template"): lambda _: {
                 "templateId": sim.rotate_mca_template()

@@ -72,6 +72,9 @@ class Simulator:
         """Seconds added to every token request."""
         self.api_latency = api_latency
         """Seconds added to every Partner Center request."""
+        self.require_mfa = False
+        """A Conditional Access policy: when True, on-behalf-of exchanges of a caller token
+        whose sign-in had no MFA (``amr`` without ``mfa``) fail with AADSTS50076."""
         self.faults = FaultQueue()
         self.stats = Stats()
         self.agreements = AgreementBook()
@@ -395,8 +398,9 @@ class Simulator:
         self.agreements.set_partner(indirect_reseller=indirect_reseller)
 
     def reset(self) -> None:
-        """Forget pending faults, zero the statistics and forget attestations made, the rotated
-        template and the partner's kind (keys and refresh tokens stay)."""
+        """Forget pending faults, zero the statistics, forget attestations made, the rotated
+        template and the partner's kind, and lift ``require_mfa`` (keys and refresh tokens stay)."""
         self.faults.clear()
         self.stats.reset()
         self.agreements.reset()
+        self.require_mfa = False

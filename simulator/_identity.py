@@ -389,7 +389,18 @@ class IdentityProvider:
                 50013,
                 "Assertion is not a delegated user token: on-behalf-of needs the user's token.",
             )
-        return self._user_response(form, UserIdentity.from_claims(claims))
+        identity = UserIdentity.from_claims(claims)
+        if sim.require_mfa and "mfa" not in identity.amr:
+            resource, _ = _resource_scopes(form.get("scope", ""))
+            raise TokenError(
+                400,
+                "invalid_grant",
+                50076,
+                "Due to a configuration change made by your administrator, or because you moved "
+                "to a new location, you must use multi-factor authentication to access "
+                f"'{resource}'.",
+            )
+        return self._user_response(form, identity)
 
     def _refresh(self, form: Mapping[str, str]) -> dict[str, Any]:
         tokens = self._sim.tokens

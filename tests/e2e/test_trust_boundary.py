@@ -27,11 +27,13 @@ RELATIONSHIP = "/v1/customers/relationshiprequests"
 
 
 def agreements(api: requests.Session, base_url: str, token: str) -> requests.Response:
-    return api.get(f"{base_url}/customers/{CUSTOMER_MCA}/agreements", headers=bearer(token))
+    return api.get(
+        f"{base_url}/customers/{CUSTOMER_MCA}/agreements", headers=bearer(token), timeout=20
+    )
 
 
 def relationship(api: requests.Session, base_url: str, token: str) -> requests.Response:
-    return api.get(f"{base_url}/relationship-request", headers=bearer(token))
+    return api.get(f"{base_url}/relationship-request", headers=bearer(token), timeout=20)
 
 
 # --- 1. caller kinds, ID tokens, audience -----------------------------------------------------
@@ -119,11 +121,20 @@ def test_a_password_only_sign_in_never_gets_an_mfa_sign_ins_token(
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 1
 
     # The weaker sign-in is exchanged on its own, so Entra ID and Partner Center judge it: the
-    # simulated Partner Center, like the real one, refuses App+User tokens without MFA.
+    # simulated Partner Center, like the real one, refuses App+User tokens without MFA...
     response = agreements(api, base_url, weak)
     assert response.status_code != 200, response.text
     assert fresh_sim.stats.token_requests["on_behalf_of"] == 2
     assert "multi-factor authentication" in response.json()["detail"]
+
+    # ...and a Conditional Access policy demanding MFA is evaluated for it at the exchange.
+    fresh_sim.require_mfa = True
+    response = agreements(api, base_url, fresh_sim.user_token(oid=oid, mfa=False))
+    body = assert_problem(response, 401)
+    assert body["entraCode"] == "AADSTS50076"
+    assert response.headers["WWW-Authenticate"].startswith('Bearer error="insufficient_claims"')
+    assert agreements(api, base_url, strong).status_code == 200  # still its own cached token
+    assert fresh_sim.stats.token_requests["on_behalf_of"] == 3
 
 
 def test_each_caller_token_of_a_user_gets_its_own_exchange(
@@ -211,3 +222,40 @@ def test_any_app_of_the_tenant_may_call_by_default_and_health_says_so(
     monkeypatch.setenv("ALLOWED_CLIENT_APP_IDS", "not-a-client-id")
     body = api.get(f"{base_url}/health").json()
     assert body["configured"] is False and "ALLOWED_CLIENT_APP_IDS" in body["problem"]
+
+
+# --- 5. upstream text reaches callers bounded and redacted -------------------------------------
+
+
+def test_a_non_latin_1_entra_message_still_gets_an_answer_with_a_valid_header(
+    api: requests.Session, base_url: str, fresh_sim: Simulator, fresh_runtime: None
+) -> None:
+    # Before: http.server could not encode the header, and the local host sent nothing at all.
+    fresh_sim.faults.add(
+        Fault.aad_error(
+            "invalid_grant",
+            50013,
+            "Assertion failed signature validation. ✓ 署名の検証に失敗しました — “réessayez”",
+        )
+    )
+    response = agreements(api, base_url, fresh_sim.user_token())
+    body = assert_problem(response, 401)
+    header = response.headers["WWW-Authenticate"]
+    assert header.isascii() and header.startswith('Bearer error="invalid_token"')
+    assert "Assertion failed signature validation" in header
+    assert "署名" in body["detail"]  # the JSON body keeps the text as Entra wrote it
+
+
+def test_tokens_in_partner_center_descriptions_are_redacted_and_bounded(
+    api: requests.Session, base_url: str, fresh_sim: Simulator
+) -> None:
+    leaked = fresh_sim.user_token(name="Somebody Else")
+    description = f"Customer was not found. Request carried {leaked} " + "padding " * 80
+    fresh_sim.faults.add(Fault.partner_center_error(404, "600039", description[:500]))
+    response = agreements(api, base_url, fresh_sim.user_token())
+    body = assert_problem(response, 404)
+    assert "Customer was not found" in body["detail"]
+    # Partner Center's 500-character limit cut the token: its header and claims are still hidden.
+    assert leaked[:60] not in response.text
+    assert "[redacted-jwt]" in body["detail"]
+    assert len(body["detail"]) <= 301

@@ -135,3 +135,28 @@ def test_the_clock_sign_in_and_consent_can_be_driven_from_another_process(sim: S
     finally:
         sim.keyvault.clear()
         client.close()
+
+
+def test_id_tokens_and_user_tokens_with_roles_through_the_control_plane(
+    client: SimulatorClient,
+) -> None:
+    id_token = jwt.decode(
+        client.id_token(roles=["Agreements.Read"]), options={"verify_signature": False}
+    )
+    assert id_token["roles"] == ["Agreements.Read"] and "scp" not in id_token
+    user = jwt.decode(
+        client.user_token(scopes=[], roles=["Agreements.Read"], client_app_id="x"),
+        options={"verify_signature": False},
+    )
+    assert user["roles"] == ["Agreements.Read"] and user["azp"] == "x" and "scp" not in user
+    app = jwt.decode(client.app_token(idtyp=False), options={"verify_signature": False})
+    assert "idtyp" not in app
+
+
+def test_conditional_access_through_the_control_plane(
+    sim: Simulator, client: SimulatorClient
+) -> None:
+    client.set_require_mfa(True)
+    assert sim.require_mfa is True
+    client.reset()
+    assert sim.require_mfa is False

@@ -206,3 +206,38 @@ def test_rotation_publishes_new_and_old_keys(sim: Simulator, http: requests.Sess
     key = http.get(jwks_uri).json()["keys"][0]
     assert {"kid", "kty", "n", "e", "use", "alg", "x5t"} <= set(key)
     assert (key["use"], key["alg"]) == ("sig", "RS256")
+
+
+def test_the_caller_tokens_an_attacker_or_a_careless_admin_can_produce(sim: Simulator) -> None:
+    """User tokens with app roles, other client apps, password-only sign-ins, ID tokens and app
+    tokens with or without ``idtyp``: each as Entra ID would issue it."""
+    with_roles = _claims(sim.user_token(scopes=(), roles=["Agreements.Read"]))
+    assert with_roles["roles"] == ["Agreements.Read"] and "scp" not in with_roles
+    assert with_roles["idtyp"] == "user" and with_roles["oid"] != with_roles["sub"]
+
+    other_app = "0bad0a11-5e7d-4c1a-9f2e-6d3c2b1a0f9e"
+    assert _claims(sim.user_token(client_app_id=other_app))["azp"] == other_app
+    assert _claims(sim.user_token(client_app_id=other_app))["appid"] == other_app
+    assert _claims(sim.user_token(mfa=False))["amr"] == ["pwd"]
+
+    id_token = _claims(sim.id_token(roles=["Agreements.Read"], nonce="n-1"))
+    assert id_token["aud"] == sim.client_id
+    assert id_token["roles"] == ["Agreements.Read"] and id_token["nonce"] == "n-1"
+    assert not {"azp", "appid", "scp", "idtyp"} & set(id_token)
+
+    app = _claims(sim.app_token())
+    assert app["idtyp"] == "app" and app["oid"] == app["sub"] and "scp" not in app
+    assert "idtyp" not in _claims(sim.app_token(idtyp=False))
+
+
+def test_conditional_access_refuses_the_exchange_of_a_password_only_sign_in(
+    sim: Simulator, make_app: AppFactory
+) -> None:
+    sim.require_mfa = True
+    try:
+        weak = make_app().acquire_token_on_behalf_of(sim.user_token(mfa=False), [PC_SCOPE])
+        strong = make_app().acquire_token_on_behalf_of(sim.user_token(mfa=True), [PC_SCOPE])
+    finally:
+        sim.require_mfa = False
+    assert weak["error"] == "invalid_grant" and 50076 in weak["error_codes"]
+    assert "access_token" in strong
