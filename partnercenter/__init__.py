@@ -50,6 +50,7 @@ from ._tokens import (
     TokenCache,
     TokenProvider,
 )
+from ._tracing import CallTracer, UpstreamCall, set_call_tracer, traced_call
 from ._transport import build_session
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BadResponseError",
+    "CallTracer",
     "CallerTokenRejectedError",
     "ConfigurationError",
     "ConsentExpiredError",
@@ -90,8 +92,11 @@ __all__ = [
     "TokenCache",
     "TokenProvider",
     "UnauthorizedError",
+    "UpstreamCall",
     "UpstreamError",
     "UpstreamTimeoutError",
     "build_session",
     "is_guid",
+    "set_call_tracer",
+    "traced_call",
 ]

@@ -101,6 +101,9 @@ def test_request_and_dependency_spans(
     clients = {s.name: s for s in spans if s.kind is SpanKind.CLIENT}
     partner_center = clients["Partner Center GET /v1/customers/{id}/agreements"]
     token_call = clients["Entra ID POST /{tenant}/oauth2/v2.0/token"]
+    # The caller's token was checked with keys fetched from Entra ID: those calls are traced too.
+    assert "Entra ID GET /{tenant}/discovery/v2.0/keys" in clients
+    assert "Entra ID GET /{tenant}/v2.0/.well-known/openid-configuration" in clients
     for span in (partner_center, token_call):
         assert span.parent is not None
         assert span.parent.span_id == request.context.span_id
