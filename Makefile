@@ -47,10 +47,10 @@ $(OLDEST_STAMP): requirements.txt tests/e2e/requirements-oldest-functions.txt
 	$(OLDEST_VENV)/bin/python -m pip install --quiet -r $(OLDEST_VENV)/requirements-app.txt -r tests/e2e/requirements-oldest-functions.txt
 	touch $@
 
-## test-oldest-functions: the HTTP API tests (tests/e2e) on the oldest azure-functions the worker bundles
+## test-oldest-functions: the HTTP API and host-rule tests on the oldest azure-functions the worker bundles
 test-oldest-functions: $(OLDEST_STAMP)
 	$(OLDEST_VENV)/bin/python -c "import azure.functions as f; print('azure-functions', f.__version__)"
-	$(OLDEST_VENV)/bin/python -m pytest --quiet --no-header -p no:cacheprovider tests/e2e
+	$(OLDEST_VENV)/bin/python -m pytest --quiet --no-header -p no:cacheprovider tests/e2e/test_api.py tests/e2e/test_host_rules.py
 
 ## lint: ruff, mypy and the infrastructure checks
 lint: lint-python lint-infra

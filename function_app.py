@@ -2,8 +2,11 @@
 
 import azure.functions as func
 
-from gateway.functions import BLUEPRINTS
-from gateway.logs import configure_logging
+from gateway.startup import uncollected_imports
+
+with uncollected_imports():
+    from gateway.functions import BLUEPRINTS
+    from gateway.logs import configure_logging
 
 configure_logging()
 

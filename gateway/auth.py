@@ -25,6 +25,7 @@ from partnercenter import (
     UpstreamError,
     UpstreamTimeoutError,
     is_guid,
+    traced_call,
 )
 
 #: Longest token accepted; Entra tokens are a few KB.
@@ -173,7 +174,10 @@ class SigningKeys:
 
     def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            response = self._session.get(url, timeout=(self._timeout, self._timeout))
+            with traced_call("identity", "GET", url) as call:
+                call.attempts = 1
+                response = self._session.get(url, timeout=(self._timeout, self._timeout))
+                call.status = response.status_code
             response.raise_for_status()
             data = response.json()
         except requests.Timeout:

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from partnercenter._tracing import UpstreamCall
+from partnercenter import UpstreamCall
 
 from .logs import current_correlation_id
 

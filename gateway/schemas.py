@@ -33,16 +33,26 @@ Guid = Annotated[str, Field(pattern=GUID_PATTERN, max_length=36)]
 
 
 class ApiModel(BaseModel):
-    """camelCase on the wire, frozen."""
+    """camelCase on the wire, frozen.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    Built on first use, not at import (``defer_build``): a cold start builds only the models its
+    first request touches.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True
+    )
 
 
 class QueryModel(ApiModel):
     """Query parameters: unknown ones are refused, so a typo is an error, not a silent default."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid"
+        alias_generator=to_camel,
+        populate_by_name=False,
+        frozen=True,
+        extra="forbid",
+        defer_build=True,
     )
 
 

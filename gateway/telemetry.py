@@ -2,10 +2,11 @@
 set.
 
 Each request served by :func:`gateway.http.serve` is a span (its correlation id and route
-template), each call to Partner Center or Entra ID a dependency span (``partnercenter._tracing``),
-and log records go out with their fields as custom dimensions. The OpenTelemetry half lives in
-``gateway/azure_monitor.py``: it is imported on the first request only when the connection string
-is set, so without it no OpenTelemetry package is ever imported (cold start pays nothing).
+template), each call to Partner Center or Entra ID a dependency span (reported by the client
+through ``partnercenter.traced_call``), and log records go out with their fields as custom
+dimensions. The OpenTelemetry half lives in ``gateway/azure_monitor.py``: it is imported on the
+first request only when the connection string is set, so without it no OpenTelemetry package is
+ever imported (cold start pays nothing).
 
 In Azure (Flex Consumption) the Functions host's own telemetry is OpenTelemetry too (host.json
 ``telemetryMode: OpenTelemetry``) and the worker hands each invocation the host's trace context
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from partnercenter._tracing import UpstreamCall, set_call_tracer
+from partnercenter import UpstreamCall, set_call_tracer
 
 CONNECTION_STRING_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 

@@ -91,6 +91,7 @@ from ._tokens import (
     TokenCache,
     TokenProvider,
 )
+from ._tracing import CallTracer, UpstreamCall, set_call_tracer, traced_call
 from ._transport import build_session
 
 __all__ = [
@@ -120,6 +121,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BadResponseError",
+    "CallTracer",
     "CallerMfaClaimMissingError",
     "CallerTokenRejectedError",
     "ConfigurationError",
@@ -164,6 +166,7 @@ __all__ = [
     "TokenCache",
     "TokenProvider",
     "UnauthorizedError",
+    "UpstreamCall",
     "UpstreamError",
     "UpstreamTimeoutError",
     "WallClock",
@@ -173,5 +176,7 @@ __all__ = [
     "key_vault_credential",
     "refresh_token_store",
     "rotate_refresh_token",
+    "set_call_tracer",
+    "traced_call",
     "utc_now",
 ]

@@ -32,10 +32,15 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class PartnerCenterModel(BaseModel):
-    """Base of the response models: camelCase on the wire, unknown fields ignored."""
+    """Base of the response models: camelCase on the wire, unknown fields ignored; built on
+    first use (a process builds only the models its calls need)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        defer_build=True,
     )
 
 

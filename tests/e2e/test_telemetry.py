@@ -101,6 +101,9 @@ def test_request_and_dependency_spans(
     clients = {s.name: s for s in spans if s.kind is SpanKind.CLIENT}
     partner_center = clients["Partner Center GET /v1/customers/{id}/agreements"]
     token_call = clients["Entra ID POST /{tenant}/oauth2/v2.0/token"]
+    # The caller's token was checked with keys fetched from Entra ID: those calls are traced too.
+    assert "Entra ID GET /{tenant}/discovery/v2.0/keys" in clients
+    assert "Entra ID GET /{tenant}/v2.0/.well-known/openid-configuration" in clients
     for span in (partner_center, token_call):
         assert span.parent is not None
         assert span.parent.span_id == request.context.span_id
@@ -226,3 +229,37 @@ def test_host_json_puts_the_host_on_opentelemetry() -> None:
     # logs correlate (the worker passes the host's trace context on: PYTHON_ENABLE_OPENTELEMETRY).
     host = json.loads((repo_root() / "host.json").read_text())
     assert host["telemetryMode"] == "OpenTelemetry"
+
+
+WORKER_CONFIGURED_PROBE = """
+import json
+from azure.monitor.opentelemetry import configure_azure_monitor
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from gateway.azure_monitor import start_azure_monitor
+
+connection_string = "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=https://127.0.0.1:9/"
+# What the Python worker (up to 4.34, PYTHON_ENABLE_OPENTELEMETRY) does before loading the app.
+configure_azure_monitor(connection_string=connection_string, enable_live_metrics=False)
+before = RequestsInstrumentor().is_instrumented_by_opentelemetry
+start_azure_monitor(connection_string)
+print(json.dumps([before, RequestsInstrumentor().is_instrumented_by_opentelemetry]))
+"""
+
+
+def test_a_pipeline_the_worker_configured_is_kept_without_url_recording() -> None:
+    env = {
+        **os.environ,
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_CONFIGURED_PROBE],
+        cwd=repo_root(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    # The worker's distro records every requests call with its full URL: turned off.
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, False]
