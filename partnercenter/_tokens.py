@@ -10,10 +10,7 @@ MFA-backed one was given, or Conditional Access is never evaluated for it).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -48,6 +45,7 @@ from ._refresh_token_store import (
     ConsentState,
     RedeemedConsent,
     ServiceUserConsent,
+    jwt_claims,
     refresh_token_store,
 )
 from ._tracing import UpstreamCall, traced_call
@@ -350,16 +348,6 @@ def auth_error_from_result(result: Mapping[str, Any], *, on_behalf_of: bool) -> 
     return error_type(f"Entra ID refused the token request: {summary}", **kwargs)
 
 
-def _claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, not verified (the caller verified it); empty when unreadable."""
-    try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _certificate_credential(settings: Settings) -> dict[str, str]:
     path = settings.azure_client_certificate_path
     assert path is not None
@@ -442,7 +430,7 @@ class MsalTokenProvider:
             return self.cache.get(principal_key(principal), self._redeem_refresh_token, deadline)
         tenant_id = require_guid(principal.tenant_id, "tenant_id")
         object_id = require_guid(principal.object_id, "object_id")
-        claims = _claims(principal.assertion)
+        claims = jwt_claims(principal.assertion)
         if (str(claims.get("tid", "")).lower(), str(claims.get("oid", "")).lower()) != (
             tenant_id,
             object_id,
