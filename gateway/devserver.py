@@ -38,6 +38,7 @@ from .problems import (
     problem,
 )
 from .registry import HttpFunction, http_functions
+from .storage import STORAGE_SETTING, ensure_storage, set_storage_clients, storage_clients
 
 logger = logging.getLogger("gateway.devserver")
 
@@ -181,6 +182,17 @@ def _start_simulator() -> Any:
     return sim
 
 
+def _start_azurite() -> Any:
+    # Imported here, like the simulator: Azurite is a development tool, never deployed.
+    from simulator.azurite import Azurite  # noqa: PLC0415
+
+    emulator = Azurite().start()
+    os.environ[STORAGE_SETTING] = emulator.connection_string
+    set_storage_clients(None)
+    ensure_storage(storage_clients())
+    return emulator
+
+
 def _example_curl(port: int, sim: Any) -> str:
     token = sim.user_token(name="Local Developer")
     url = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
@@ -211,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         sim = _start_simulator()
         logger.info("no AZURE_CLIENT_ID set: using the local simulator")
 
+    azurite = None
+    if not _storage_configured():
+        azurite = _start_azurite()
+        logger.info("no AzureWebJobsStorage set: using Azurite on ports %s", azurite.ports)
+
     from function_app import app  # noqa: PLC0415 - after the environment is set
 
     server = serve_app(app, args.host, args.port)
@@ -234,7 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sim is not None:
             sim.stop()
+        if azurite is not None:
+            azurite.stop()
     return 0
+
+
+def _storage_configured() -> bool:
+    return any(
+        name.split("__")[0] == STORAGE_SETTING and value for name, value in os.environ.items()
+    )
 
 
 if __name__ == "__main__":

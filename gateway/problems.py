@@ -31,6 +31,7 @@ from partnercenter import (
 
 from .auth import ForbiddenError
 from .schemas import Problem
+from .storage import StorageUnavailableError
 
 logger = logging.getLogger("gateway")
 
@@ -59,6 +60,7 @@ INTERNAL = Kind(500, "internal-error", "Internal error")
 UPSTREAM = Kind(502, "upstream-failure", "An upstream service failed")
 BAD_RESPONSE = Kind(502, "bad-upstream-response", "Partner Center sent an unreadable answer")
 NOT_CONFIGURED = Kind(503, "not-configured", "The gateway is not configured correctly")
+STORAGE_UNAVAILABLE = Kind(503, "storage-unavailable", "The gateway's storage is unavailable")
 CONSENT = Kind(503, "consent-needed", "The gateway's consent must be renewed")
 TIMEOUT = Kind(504, "upstream-timeout", "Partner Center did not answer in time")
 
@@ -76,6 +78,7 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     (ThrottledError, THROTTLED),
     (ConsentExpiredError, CONSENT),
     (ConsentRequiredError, CONSENT),
+    (StorageUnavailableError, STORAGE_UNAVAILABLE),
     (InvalidClientCredentialError, NOT_CONFIGURED),
     (ConfigurationError, NOT_CONFIGURED),
     (UpstreamTimeoutError, TIMEOUT),
