@@ -93,6 +93,7 @@ def test_the_refusal_is_a_problem_naming_the_check(
 def test_a_redelivery_is_stored_and_queued_once(registered: Simulator) -> None:
     customer = "0b0b0b0b-1c1c-4d2d-8e3e-4f4f4f4f4f4f"
     name = "indirect-reseller-relationship-accepted-by-customer"
+
     def fire(duplicates: int) -> PartnerCenterEvent:
         return fired_event(
             registered.webhooks.fire(
