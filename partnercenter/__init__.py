@@ -64,6 +64,7 @@ from ._webhooks import (
     PartnerCenterEvent,
     WebhookVerifier,
     customer_id_of,
+    require_event_size,
 )
 
 __all__ = [
@@ -118,4 +119,5 @@ __all__ = [
     "build_session",
     "customer_id_of",
     "is_guid",
+    "require_event_size",
 ]

@@ -115,10 +115,7 @@ class PartnerCenterEvent:
     @classmethod
     def from_json(cls, body: bytes) -> PartnerCenterEvent:
         """Parse a delivery's body; :class:`InvalidArgumentError` names what is wrong."""
-        if len(body) > MAX_EVENT_BYTES:
-            raise InvalidArgumentError(
-                f"The event is larger than {MAX_EVENT_BYTES} bytes.", argument="body"
-            )
+        require_event_size(body)
         try:
             payload = json.loads(body.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError):
@@ -134,6 +131,14 @@ class PartnerCenterEvent:
             resource_name=_text(payload, "ResourceName", required=False),
             audit_uri=_text(payload, "AuditUri", required=False),
             resource_change_utc_date=_text(payload, "ResourceChangeUtcDate", required=True),
+        )
+
+
+def require_event_size(body: bytes) -> None:
+    """Refuse a body larger than any Partner Center event (:class:`InvalidArgumentError`)."""
+    if len(body) > MAX_EVENT_BYTES:
+        raise InvalidArgumentError(
+            f"The event is larger than {MAX_EVENT_BYTES} bytes.", argument="body"
         )
 
 
@@ -527,6 +532,7 @@ __all__ = [
     "customer_id_of",
     "normalise_host",
     "parse_certificates",
+    "require_event_size",
     "trust_bundle_path",
     "verify_certificate",
 ]

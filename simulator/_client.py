@@ -93,6 +93,10 @@ class SimulatorClient:
         """Every webhook delivery attempt so far."""
         return list(self._call("GET", "webhooks/attempts")["attempts"])
 
+    def webhook_pending(self) -> int:
+        """Deliveries waiting for their (next) attempt."""
+        return int(self._call("GET", "webhooks/attempts")["pending"])
+
     def accept_relationship(self, customer_id: str | None = None, *, indirect: bool = False) -> str:
         """See :meth:`simulator.Simulator.accept_relationship`."""
         body: dict[str, Any] = {"indirect": indirect}

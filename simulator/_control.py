@@ -67,7 +67,10 @@ class ControlPlane:
             ("POST", "webhooks/events"): lambda body: sim.webhooks.fire(
                 **_kwargs(body, _FIRE_ARGS)
             ),
-            ("GET", "webhooks/attempts"): lambda _: {"attempts": sim.webhooks.attempts()},
+            ("GET", "webhooks/attempts"): lambda _: {
+                "attempts": sim.webhooks.attempts(),
+                "pending": sim.webhooks.pending(),
+            },
             ("POST", "customers/accept-relationship"): lambda body: {
                 "customerId": sim.accept_relationship(**_kwargs(body, _ACCEPT_ARGS))
             },

@@ -213,7 +213,6 @@ class WebhookService:
         self._wrong_organization = _leaf(issuer_cert, issuer_key, "Contoso Ltd", aia_url=None)
         stranger_cert, stranger_key = _load_ca(trustme.CA(organization_name="Not trusted"))
         self._untrusted = _leaf(stranger_cert, stranger_key, "Microsoft Corporation", aia_url=None)
-        self._stranger_der = stranger_cert.public_bytes(serialization.Encoding.DER)
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -287,6 +287,7 @@ def test_the_control_plane_drives_webhooks(
             .query_entities("CustomerId eq @c", parameters={"c": customer})
         )
         assert len(rows) == 1
+        assert client.webhook_pending() == 0
         skipped = client.fire_event("invoice-ready")
         assert skipped == {"delivered": False, "reason": "invoice-ready is not registered"}
     finally:
