@@ -69,6 +69,8 @@ CERTIFICATE_CACHE_SECONDS = 3600.0
 REFUSAL_CACHE_SECONDS = 60.0
 #: (connect, read) seconds for the certificate download.
 FETCH_TIMEOUT = (3.05, 5.0)
+#: Seconds a whole certificate download may take.
+FETCH_TOTAL_SECONDS = 10.0
 _CACHE_ENTRIES = 32
 #: Certificates in a chain completed through Authority Information Access, the leaf included.
 _MAX_AIA_CHAIN = 4
@@ -446,12 +448,17 @@ class WebhookVerifier:
                         "The signing certificate is too large.", check="certificate"
                     )
                 data = bytearray()
+                # The read timeout bounds each read, not the whole: a server dripping bytes
+                # must not hold the delivery (and Partner Center's attempt) for long.
+                give_up = time.monotonic() + FETCH_TOTAL_SECONDS
                 for chunk in response.iter_content(8192):
                     data += chunk
                     if len(data) > self._max_bytes:
                         raise WebhookSignatureError(
                             "The signing certificate is too large.", check="certificate"
                         )
+                    if time.monotonic() > give_up:
+                        raise requests.Timeout("the certificate download took too long")
                 return bytes(data)
         except requests.RequestException as err:
             logger.warning("webhook certificate download failed: %s", type(err).__name__)

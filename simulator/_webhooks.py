@@ -232,9 +232,9 @@ class WebhookService:
     def stop(self) -> None:
         """Stop delivering (pending deliveries are dropped)."""
         with self._wake:
+            worker, self._worker = self._worker, None
             self._queue.clear()
             self._wake.notify_all()
-        worker, self._worker = self._worker, None
         if worker is not None:
             worker.join(5)
 
