@@ -17,6 +17,7 @@ from partnercenter import (
     NotFoundError,
     PartnerCenterClient,
     Settings,
+    ThrottledError,
 )
 from simulator import Simulator
 
@@ -144,3 +145,19 @@ def test_registration_api_takes_app_only_tokens(
     assert "reseller-relationship-accepted-by-customer" in events
     assert session.get(url).status_code == 401
     session.close()
+
+
+def test_test_events_are_limited_to_two_a_minute(
+    sim_for_registration: Simulator, receiver_url: str
+) -> None:
+    client = PartnerCenterClient(Settings.from_environ(), sleep=lambda _: None)
+    try:
+        client.create_webhook_registration(SERVICE_USER, receiver_url)
+        client.send_webhook_test_event(SERVICE_USER)
+        client.send_webhook_test_event(SERVICE_USER)
+        with pytest.raises(ThrottledError) as caught:
+            client.send_webhook_test_event(SERVICE_USER)
+        assert caught.value.retry_after is not None
+        assert 1 <= caught.value.retry_after <= 60
+    finally:
+        client.close()
