@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 7071
 
-.PHONY: venv run test test-oldest-functions lint lint-python sim consent connector bench soak clean
+.PHONY: venv node run test test-oldest-functions lint lint-python sim consent connector bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## venv: create .venv and install runtime and development dependencies
 venv: $(STAMP)
 
-## run: serve the function app on 127.0.0.1:$(PORT)/api (local simulator when no credentials are set)
-run: venv
+# Azurite (the local Azure Storage emulator), pinned in package.json + package-lock.json.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## node: install the pinned npm tools (Azurite) into node_modules
+node: $(NODE_STAMP)
+
+## run: serve the function app on 127.0.0.1:$(PORT)/api (local simulator when no credentials are set,
+##      Azurite when AzureWebJobsStorage is not set)
+run: venv node
 	PORT=$(PORT) $(BIN)/python -m gateway.devserver
 
 ## consent: the service user's one-time consent (sign in with MFA), stored in Key Vault
@@ -30,7 +41,7 @@ sim: venv
 	$(BIN)/python -m simulator
 
 ## test: lint, type-check, infrastructure checks, the whole test suite, then the API tests on the oldest azure-functions
-test: lint
+test: lint node
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-oldest-functions
 
@@ -104,4 +115,4 @@ soak: venv
 	$(BIN)/python -m bench.soak
 
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -59,6 +59,7 @@ from .problems import (
     problem,
 )
 from .registry import app_functions, http_functions
+from .storage import STORAGE_SETTING, ensure_storage, set_storage_clients, storage_clients
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -412,6 +413,17 @@ def _start_simulator() -> Any:
     return sim
 
 
+def _start_azurite() -> Any:
+    # Imported here, like the simulator: Azurite is a development tool, never deployed.
+    from simulator.azurite import Azurite  # noqa: PLC0415
+
+    emulator = Azurite().start()
+    os.environ[STORAGE_SETTING] = emulator.connection_string
+    set_storage_clients(None)
+    ensure_storage(storage_clients())
+    return emulator
+
+
 def _example_curl(port: int, sim: Any) -> str:
     # Every permission of the API, so that the attestation can be tried too.
     token = sim.user_token(name="Local Developer", scopes=[p.value for p in Permission])
@@ -432,6 +444,18 @@ def _example_curl(port: int, sim: Any) -> str:
             f'-H "Content-Type: application/json" -d {shlex.quote(contact)} '
             f"{url}/customers/{CUSTOMER_NEITHER}/agreements",
             f"curl -s {url}/health",
+            "# Partner Center events: register the receiver, then a customer accepts",
+            f"SIM={sim.partner_center_url}/_sim CA={shlex.quote(sim.ca_bundle)}",
+            'curl -s --cacert "$CA" -X POST "$SIM/webhooks/registration" -d '
+            + shlex.quote(
+                json.dumps(
+                    {
+                        "url": f"{url}/events/partner-center",
+                        "events": ["reseller-relationship-accepted-by-customer", "test-created"],
+                    }
+                )
+            ),
+            'curl -s --cacert "$CA" -X POST "$SIM/customers/accept-relationship" -d "{}"',
         ]
     )
 
@@ -449,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("AZURE_CLIENT_ID"):
         sim = _start_simulator()
         logger.info("no AZURE_CLIENT_ID set: using the local simulator")
+
+    azurite = None
+    if not _storage_configured():
+        azurite = _start_azurite()
+        logger.info("no AzureWebJobsStorage set: using Azurite on ports %s", azurite.ports)
 
     from function_app import app  # noqa: PLC0415 - after the environment is set
 
@@ -480,7 +509,15 @@ def main(argv: list[str] | None = None) -> int:
         timers.stop()
         if sim is not None:
             sim.stop()
+        if azurite is not None:
+            azurite.stop()
     return 0
+
+
+def _storage_configured() -> bool:
+    return any(
+        name.split("__")[0] == STORAGE_SETTING and value for name, value in os.environ.items()
+    )
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ from partnercenter import (
     UnauthorizedError,
     UpstreamError,
     UpstreamTimeoutError,
+    WebhookSignatureError,
 )
 
 from .auth import ForbiddenError
 from .logs import redact
 from .schemas import Problem
+from .storage import StorageUnavailableError
 
 logger = logging.getLogger("gateway")
 
@@ -61,6 +63,7 @@ class Kind:
 
 INVALID_REQUEST = Kind(400, "invalid-request", "The request is not valid")
 UNAUTHENTICATED = Kind(401, "unauthenticated", "A valid bearer token is required")
+INVALID_SIGNATURE = Kind(401, "invalid-signature", "The delivery's signature is not valid")
 MFA_REQUIRED = Kind(401, "mfa-required", "Multi-factor authentication is required")
 FORBIDDEN = Kind(403, "forbidden", "The caller lacks a permission")
 PARTNER_CENTER_FORBIDDEN = Kind(403, "partner-center-forbidden", "Partner Center refused the user")
@@ -76,6 +79,7 @@ INTERNAL = Kind(500, "internal-error", "Internal error")
 UPSTREAM = Kind(502, "upstream-failure", "An upstream service failed")
 BAD_RESPONSE = Kind(502, "bad-upstream-response", "Partner Center sent an unreadable answer")
 NOT_CONFIGURED = Kind(503, "not-configured", "The gateway is not configured correctly")
+STORAGE_UNAVAILABLE = Kind(503, "storage-unavailable", "The gateway's storage is unavailable")
 CONSENT = Kind(503, "consent-needed", "The gateway's consent must be renewed")
 TIMEOUT = Kind(504, "upstream-timeout", "Partner Center did not answer in time")
 
@@ -83,6 +87,7 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     # Order matters: the first matching class wins, subclasses before their bases.
     (InvalidArgumentError, INVALID_REQUEST),
     (BadRequestError, INVALID_REQUEST),
+    (WebhookSignatureError, INVALID_SIGNATURE),
     (CallerTokenRejectedError, UNAUTHENTICATED),
     (MfaRequiredError, MFA_REQUIRED),
     # Partner Center's MFA refusal (900421): the caller can sign in again with MFA; the service
@@ -98,6 +103,7 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     (ThrottledError, THROTTLED),
     (ConsentExpiredError, CONSENT),
     (ConsentRequiredError, CONSENT),
+    (StorageUnavailableError, STORAGE_UNAVAILABLE),
     (InvalidClientCredentialError, NOT_CONFIGURED),
     (ConfigurationError, NOT_CONFIGURED),
     (ConsentStoreAccessDeniedError, NOT_CONFIGURED),
@@ -194,6 +200,8 @@ def caller_text(text: str, limit: int) -> str:
 
 def _www_authenticate(error: PartnerCenterError) -> str:
     reason = _header_safe(caller_text(error.message, MAX_HEADER_TEXT))
+    if isinstance(error, WebhookSignatureError):
+        return f'Signature error="invalid_signature", error_description="{reason}"'
     if isinstance(error, MfaRequiredError | CallerMfaClaimMissingError):
         return f'Bearer error="insufficient_claims", error_description="{reason}"'
     return f'Bearer error="invalid_token", error_description="{reason}"'

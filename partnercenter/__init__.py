@@ -40,6 +40,7 @@ from ._errors import (
     UnauthorizedError,
     UpstreamError,
     UpstreamTimeoutError,
+    WebhookSignatureError,
 )
 from ._ids import is_guid
 from ._mca import (
@@ -93,14 +94,30 @@ from ._tokens import (
 )
 from ._tracing import CallTracer, UpstreamCall, set_call_tracer, traced_call
 from ._transport import build_session
+from ._webhook_registration import (
+    GATEWAY_EVENTS,
+    ValidationStatus,
+    WebhookRegistration,
+)
+from ._webhooks import (
+    DEFAULT_CERTIFICATE_HOSTS,
+    SIGNATURE_ALGORITHM,
+    SIGNER_ORGANIZATION,
+    PartnerCenterEvent,
+    WebhookVerifier,
+    customer_id_of,
+    require_event_size,
+)
 
 __all__ = [
     "CONSENT_COMMAND",
     "CONSENT_LIFETIME",
     "CREDENTIAL_SETTINGS",
     "DATE_AGREED_SKEW",
+    "DEFAULT_CERTIFICATE_HOSTS",
     "EMAIL_PATTERN",
     "EXPIRING_WITHIN",
+    "GATEWAY_EVENTS",
     "MAX_CACHED_LINKS",
     "MAX_EMAIL_LENGTH",
     "MAX_NAME_LENGTH",
@@ -111,6 +128,8 @@ __all__ = [
     "SERVICE_USER",
     "SETTINGS",
     "SETTING_NAMES",
+    "SIGNATURE_ALGORITHM",
+    "SIGNER_ORGANIZATION",
     "Agreement",
     "AgreementAttestation",
     "AgreementCollection",
@@ -146,6 +165,7 @@ __all__ = [
     "OnBehalfOf",
     "PartnerCenterClient",
     "PartnerCenterError",
+    "PartnerCenterEvent",
     "PermissionDeniedError",
     "PrimaryContact",
     "Principal",
@@ -169,12 +189,18 @@ __all__ = [
     "UpstreamCall",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "ValidationStatus",
     "WallClock",
+    "WebhookRegistration",
+    "WebhookSignatureError",
+    "WebhookVerifier",
     "build_session",
     "consent_tags",
+    "customer_id_of",
     "is_guid",
     "key_vault_credential",
     "refresh_token_store",
+    "require_event_size",
     "rotate_refresh_token",
     "set_call_tracer",
     "traced_call",

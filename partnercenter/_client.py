@@ -84,6 +84,7 @@ from ._transport import (
     deadline_scope,
     logger,
 )
+from ._webhook_registration import WebhookRegistrationOperations
 
 #: Relationship links kept at most (one per caller token, or the service user, and indirect ids).
 MAX_CACHED_LINKS = 1024
@@ -95,7 +96,7 @@ class _CachedLink:
     expires_at: float
 
 
-class PartnerCenterClient:
+class PartnerCenterClient(WebhookRegistrationOperations):
     """Partner Center operations on behalf of a user (or the configured service user).
 
     One instance per process: it owns the connection pool and the token cache. Thread-safe.

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from ._errors import ConfigurationError
 from ._ids import is_guid
+from ._webhooks import DEFAULT_CERTIFICATE_HOSTS, normalise_host
 
 DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -119,6 +120,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "",
     ),
     SettingSpec(
+        "WEBHOOK_CERTIFICATE_HOSTS",
+        "Hosts (comma-separated, host or host:port) that may serve the certificate a Partner "
+        "Center webhook delivery is signed with.",
+        ",".join(DEFAULT_CERTIFICATE_HOSTS),
+    ),
+    SettingSpec(
         "PYTHON_THREADPOOL_THREAD_COUNT",
         "Functions worker threads (platform setting); sizes the connection pool.",
         "",
@@ -183,6 +190,9 @@ class Settings(BaseModel):
     partner_center_max_attempts: int = Field(default=5, ge=1, le=10)
     token_cache_max_users: int = Field(default=10000, ge=1, le=10_000_000)
     relationship_request_cache_seconds: float = Field(default=3600.0, ge=0)
+    webhook_certificate_hosts: tuple[str, ...] = Field(
+        default=DEFAULT_CERTIFICATE_HOSTS, min_length=1
+    )
     python_threadpool_thread_count: int | None = Field(default=None, ge=1, le=1000)
     #: Client apps whose tokens are accepted (lower-case GUIDs); empty: any app of the tenant.
     allowed_client_app_ids: frozenset[str] = frozenset()
@@ -220,6 +230,15 @@ class Settings(BaseModel):
         if bad:
             raise ValueError(f"not a client id (GUID): {bad[0][:64]!r}")
         return frozenset(part.lower() for part in ids)
+
+    @field_validator("webhook_certificate_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [entry for entry in value.split(",") if entry.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(normalise_host(str(entry)) for entry in value)
+        return value
 
     @field_validator("azure_client_certificate_path")
     @classmethod

@@ -24,8 +24,9 @@
     │   └── UpstreamError              5xx, other statuses, connections that failed
     ├── UpstreamTimeoutError           the call's deadline passed
     ├── BadResponseError               a success answer whose body is not what we expect
-    └── ConsentStoreError              the refresh-token store (Key Vault) failed or was unreachable
-        └── ConsentStoreAccessDeniedError  403: the app's identity lacks its role on the secret
+    ├── ConsentStoreError              the refresh-token store (Key Vault) failed or was unreachable
+    │   └── ConsentStoreAccessDeniedError  403: the app's identity lacks its role on the secret
+    └── WebhookSignatureError          a webhook delivery not proven to come from Partner Center
 
 Every error carries the Partner Center request and correlation ids, and never a token.
 """
@@ -256,6 +257,14 @@ class ConsentStoreAccessDeniedError(ConsentStoreError):
     )
 
 
+class WebhookSignatureError(PartnerCenterError):
+    """A webhook delivery failed a signature check; ``check`` names which one (never a secret)."""
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message, status=401)
+        self.check = check
+
+
 __all__ = [
     "CONSENT_COMMAND",
     "ApiError",
@@ -284,4 +293,5 @@ __all__ = [
     "UnauthorizedError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "WebhookSignatureError",
 ]

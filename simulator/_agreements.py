@@ -58,6 +58,9 @@ class AgreementBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._attested: dict[str, list[Agreement]] = {}
+        #: Customers that became the partner's by accepting its relationship (a control call),
+        #: with no agreement yet; they stay across resets, like the fixed ones.
+        self._accepted: set[str] = set()
         self._template = MCA_TEMPLATE_ID
         self._indirect_reseller = False
 
@@ -91,12 +94,23 @@ class AgreementBook:
             self._template = MCA_TEMPLATE_ID
             self._indirect_reseller = False
 
+    def add_customer(self, customer_id: str) -> None:
+        """A new customer of the partner, with no agreement yet."""
+        with self._lock:
+            self._accepted.add(str(uuid.UUID(customer_id)))
+
+    def is_customer(self, customer_id: str) -> bool:
+        """Whether the partner has this customer."""
+        key = str(uuid.UUID(customer_id))
+        with self._lock:
+            return key in AGREEMENTS or key in self._accepted
+
     def agreements_of(self, customer_id: str) -> tuple[Agreement, ...] | None:
         """The customer's agreements, oldest first; None for an unknown customer."""
         key = str(uuid.UUID(customer_id))
-        fixed = AGREEMENTS.get(key)
-        if fixed is None:
+        if not self.is_customer(key):
             return None
+        fixed = AGREEMENTS.get(key, ())
         with self._lock:
             return (*fixed, *self._attested.get(key, ()))
 
@@ -120,7 +134,7 @@ class AgreementBook:
 
     def _attestation(self, customer_id: str, body: Any, user_id: str | None) -> Agreement:
         key = str(uuid.UUID(customer_id))
-        if key not in AGREEMENTS:
+        if not self.is_customer(key):
             raise Refusal(
                 404,
                 pc_error_body(

@@ -31,6 +31,20 @@ _CLOCK_ARGS = frozenset({"days", "hours", "seconds"})
 _SIGN_IN_ARGS = frozenset({"name", "upn", "oid", "mfa"})
 _SEED_ARGS = frozenset({"mfa", "secret"})
 _CONDITIONAL_ACCESS_ARGS = frozenset({"require_mfa"})
+_REGISTER_ARGS = frozenset({"url", "events", "ms_signature_header", "retry_delay"})
+_FIRE_ARGS = frozenset(
+    {
+        "event_name",
+        "resource_uri",
+        "resource_name",
+        "audit_uri",
+        "changed_at",
+        "duplicates",
+        "delay",
+        "forgery",
+    }
+)
+_ACCEPT_ARGS = frozenset({"customer_id", "indirect"})
 
 
 class ControlPlane:
@@ -74,6 +88,17 @@ class ControlPlane:
             ("POST", "keyvault/seed-consent"): lambda body: {
                 "seeded": bool(sim.seed_consent(**_kwargs(body, _SEED_ARGS)))
             },
+            ("POST", "webhooks/registration"): self._register,
+            ("POST", "webhooks/events"): lambda body: sim.webhooks.fire(
+                **_kwargs(body, _FIRE_ARGS)
+            ),
+            ("GET", "webhooks/attempts"): lambda _: {
+                "attempts": sim.webhooks.attempts(),
+                "pending": sim.webhooks.pending(),
+            },
+            ("POST", "customers/accept-relationship"): lambda body: {
+                "customerId": sim.accept_relationship(**_kwargs(body, _ACCEPT_ARGS))
+            },
         }
 
     def handle(self, request: Request) -> Response:
@@ -95,6 +120,12 @@ class ControlPlane:
         faults = [Fault.from_dict(item) for item in body]
         self._sim.faults.add(*faults)
         return {"added": len(faults)}
+
+    def _register(self, body: Any) -> dict[str, Any]:
+        args = _kwargs(body, _REGISTER_ARGS)
+        if "retry_delay" in args:
+            self._sim.webhooks.retry_delay = float(args.pop("retry_delay"))
+        return self._sim.webhooks.register(**args)
 
 
 def _kwargs(body: Any, allowed: frozenset[str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from simulator import data
 from simulator._agreements import AgreementBook
@@ -30,6 +31,7 @@ from simulator._tokens import (
     amr,
     new_identity,
 )
+from simulator._webhooks import WebhookService
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -88,6 +90,8 @@ class Simulator:
         self.client_certificate = ClientCertificate.generate(self.client_id)
         self.clock = SimClock()
         """The clock refresh tokens and Key Vault secrets age on: ``sim.clock.advance(days=91)``."""
+        self.webhooks = WebhookService(self, self._tls.ca)
+        """Partner Center webhooks: the registration, signed deliveries, accepted customers."""
         self.tokens = TokenIssuer(
             KeyRing(),
             client_id=self.client_id,
@@ -168,11 +172,13 @@ class Simulator:
         self.stopping.clear()
         for server in self._servers:
             server.start()
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, end open connections and release both ports. Idempotent."""
         self.stopping.set()
+        self.webhooks.stop()
         servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
@@ -224,6 +230,8 @@ class Simulator:
             "AZURE_CLIENT_ID": self.client_id,
             "AZURE_CLIENT_SECRET": self.client_secret,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,
+            # The simulator serves its webhook signing certificate itself.
+            "WEBHOOK_CERTIFICATE_HOSTS": urlsplit(self.partner_center_url).netloc,
         }
 
     # --- tokens --------------------------------------------------------------------------------
@@ -399,8 +407,15 @@ class Simulator:
 
     def reset(self) -> None:
         """Forget pending faults, zero the statistics, forget attestations made, the rotated
-        template and the partner's kind, and lift ``require_mfa`` (keys and refresh tokens stay)."""
+        template and the partner's kind, lift ``require_mfa``, and forget the webhook registration
+        and deliveries (keys, refresh tokens and accepted customers stay)."""
         self.faults.clear()
         self.stats.reset()
         self.agreements.reset()
         self.require_mfa = False
+        self.webhooks.reset()
+
+    def accept_relationship(self, customer_id: str | None = None, *, indirect: bool = False) -> str:
+        """A customer accepts the reseller relationship: it becomes a customer of the partner
+        and the registered webhook gets ``reseller-relationship-accepted-by-customer``."""
+        return self.webhooks.accept_relationship(customer_id, indirect=indirect)

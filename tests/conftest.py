@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from gateway.storage import STORAGE_SETTING, ensure_storage, set_storage_clients, storage_clients
 from partnercenter import PartnerCenterClient, Settings
 from simulator import Simulator
+from simulator.azurite import Azurite
 
 
 @pytest.fixture(scope="session")
@@ -249,3 +251,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         sys.stderr.write("\n".join(lines) + "\n")
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """Azurite on ports of its own for the session, with ``AzureWebJobsStorage`` pointing at it
+    (and the process-wide storage clients rebuilt from it); the tables and queues exist."""
+    with Azurite() as emulator:
+        previous = os.environ.get(STORAGE_SETTING)
+        os.environ[STORAGE_SETTING] = emulator.connection_string
+        set_storage_clients(None)
+        ensure_storage(storage_clients())
+        try:
+            yield emulator
+        finally:
+            set_storage_clients(None)
+            if previous is None:
+                os.environ.pop(STORAGE_SETTING, None)
+            else:
+                os.environ[STORAGE_SETTING] = previous

@@ -1,13 +1,22 @@
 """The functions, one blueprint per resource; each HTTP one with the doc the OpenAPI definition
 uses."""
 
-from . import agreements, consent_rotation, health, mca_status, openapi, relationship_request
+from . import (
+    agreements,
+    consent_rotation,
+    events,
+    health,
+    mca_status,
+    openapi,
+    relationship_request,
+)
 from .health import VERSION
 
 BLUEPRINTS = (
     relationship_request.bp,
     agreements.bp,
     mca_status.bp,
+    events.bp,
     health.bp,
     openapi.bp,
     consent_rotation.bp,
@@ -17,6 +26,7 @@ OPERATIONS = (
     agreements.OPERATION,
     agreements.ATTEST_OPERATION,
     mca_status.OPERATION,
+    events.OPERATION,
     health.OPERATION,
     openapi.OPERATION,
 )

@@ -116,6 +116,9 @@ param relationshipRequestCacheSeconds int
 @description('Comma-separated client ids allowed to call the gateway; empty: any app of the tenant.')
 param allowedClientAppIds string = ''
 
+@description('Hosts (comma-separated) allowed to serve the certificate Partner Center signs webhook deliveries with.')
+param webhookCertificateHosts string = '3psostorageacct.blob.core.windows.net'
+
 // Platform settings: identity-based host storage, and telemetry authenticated with the identity
 // (local auth is disabled on Application Insights).
 var platformSettings = {
@@ -147,6 +150,7 @@ var serviceSettings = {
   TOKEN_CACHE_MAX_USERS: string(tokenCacheMaxUsers)
   RELATIONSHIP_REQUEST_CACHE_SECONDS: string(relationshipRequestCacheSeconds)
   ALLOWED_CLIENT_APP_IDS: allowedClientAppIds
+  WEBHOOK_CERTIFICATE_HOSTS: webhookCertificateHosts
   PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
 }
 

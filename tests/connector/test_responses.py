@@ -30,6 +30,9 @@ from ..conftest import repo_root
 from .schemas import operation, response_spec, validator
 
 ALL_SCOPES = [p.value for p in Permission]
+#: Operations whose callers prove themselves otherwise than by a bearer token (their answers are
+#: checked against the definition where they are tested: tests/webhooks).
+NOT_CALLED_WITH_A_TOKEN = frozenset({"ReceivePartnerCenterEvent"})
 SAMPLE_PATH_VALUES = {"customerId": CUSTOMER_MCA}
 #: A body for operations that take one, and the status the sample call answers.
 SAMPLE_BODIES = {
@@ -78,7 +81,10 @@ def assert_as_described(
     return body
 
 
-@pytest.mark.parametrize("operation_id", [doc.operation_id for doc in OPERATIONS])
+@pytest.mark.parametrize(
+    "operation_id",
+    [doc.operation_id for doc in OPERATIONS if doc.operation_id not in NOT_CALLED_WITH_A_TOKEN],
+)
 def test_every_operation_answers_as_described(
     api: requests.Session,
     base_url: str,
