@@ -123,6 +123,12 @@ param tokenCacheMaxUsers int = 10000
 @minValue(0)
 param relationshipRequestCacheSeconds int = 3600
 
+@description('Comma-separated client ids allowed to call the gateway (the connector\'s client, your daemons); empty: any app of the tenant.')
+param allowedClientAppIds string = ''
+
+@description('Hosts (comma-separated) allowed to serve the certificate Partner Center signs webhook deliveries with.')
+param webhookCertificateHosts string = '3psostorageacct.blob.core.windows.net'
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -305,6 +311,8 @@ module api 'app/api.bicep' = {
     partnerCenterMaxAttempts: partnerCenterMaxAttempts
     tokenCacheMaxUsers: tokenCacheMaxUsers
     relationshipRequestCacheSeconds: relationshipRequestCacheSeconds
+    allowedClientAppIds: allowedClientAppIds
+    webhookCertificateHosts: webhookCertificateHosts
   }
 }
 

@@ -127,6 +127,9 @@ var platformSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker's OpenTelemetry integration (host.json telemetryMode: OpenTelemetry), so
+  // the host's request telemetry and the app's spans share one operation.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 // Service settings (partnercenter/_config.py). Secrets are Key Vault references without a

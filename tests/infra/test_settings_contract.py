@@ -34,6 +34,8 @@ PLATFORM_SETTINGS = frozenset(
         # is disabled on the component).
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        # The Python worker's OpenTelemetry switch (azure-functions-python-worker constants.py).
+        "PYTHON_ENABLE_OPENTELEMETRY",
     }
 )
 
