@@ -39,6 +39,7 @@ class Permission(StrEnum):
 
     RELATIONSHIP_REQUEST_READ = "RelationshipRequest.Read"
     AGREEMENTS_READ = "Agreements.Read"
+    EVENTS_SUBSCRIBE = "Events.Subscribe"
 
 
 class ForbiddenError(AuthenticationError):

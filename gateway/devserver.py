@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,7 +28,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from partnercenter import ConfigurationError
+
 from .http import CORRELATION_HEADER, correlation_id_of, new_correlation_id, problem_response
+from .local_queues import QueueOptions, QueueTriggerRunner
 from .logs import configure_logging, correlation_scope
 from .problems import (
     INVALID_REQUEST,
@@ -37,7 +41,7 @@ from .problems import (
     Kind,
     problem,
 )
-from .registry import HttpFunction, http_functions
+from .registry import HttpFunction, app_functions, http_functions
 from .storage import STORAGE_SETTING, ensure_storage, set_storage_clients, storage_clients
 
 logger = logging.getLogger("gateway.devserver")
@@ -193,6 +197,20 @@ def _start_azurite() -> Any:
     return emulator
 
 
+def _start_queue_triggers(app: func.FunctionApp) -> QueueTriggerRunner | None:
+    """Run the app's queue-triggered functions, as the Functions host would, if it has any."""
+    functions = app_functions(app).queues
+    if not functions:
+        return None
+    options = QueueOptions.from_host_json(Path(__file__).resolve().parents[1] / "host.json")
+    try:
+        clients = storage_clients()
+    except ConfigurationError as err:
+        logger.warning("queue triggers not started: %s", err)
+        return None
+    return QueueTriggerRunner(functions, clients, options).start()
+
+
 def _example_curl(port: int, sim: Any) -> str:
     token = sim.user_token(name="Local Developer")
     url = f"http://127.0.0.1:{port}{ROUTE_PREFIX}"
@@ -231,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     from function_app import app  # noqa: PLC0415 - after the environment is set
 
     server = serve_app(app, args.host, args.port)
+    queue_triggers = _start_queue_triggers(app)
     stop = threading.Event()
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
@@ -244,11 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     for function in http_functions(app):
         methods = ",".join(function.methods)
         print(f"  {methods:6} {ROUTE_PREFIX}/{function.route}  ({function.name})", flush=True)
+    for listener in queue_triggers.listeners if queue_triggers is not None else ():
+        queue = listener.function.queue_name
+        print(f"  queue  {queue}  ({listener.function.name})", flush=True)
     if sim is not None:
         print("\nSimulator mode. Try:\n" + _example_curl(args.port, sim) + "\n", flush=True)
     try:
         server.serve_forever()
     finally:
+        if queue_triggers is not None:
+            queue_triggers.stop()
         if sim is not None:
             sim.stop()
         if azurite is not None:

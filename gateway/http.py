@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import azure.functions as func
@@ -25,6 +25,9 @@ logger = logging.getLogger("gateway")
 
 CORRELATION_HEADER = "x-correlation-id"
 QueryT = TypeVar("QueryT", bound=QueryModel)
+BodyT = TypeVar("BodyT", bound=BaseModel)
+#: Largest JSON request body taken; the API's bodies are a few hundred bytes.
+MAX_BODY_BYTES = 16_384
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class Call:
         """The query parameters, validated by ``model``."""
         return parse_query(model, self.request.params)
 
+    def body(self, model: type[BodyT]) -> BodyT:
+        """The JSON request body, validated by ``model``."""
+        return parse_body(model, self.request.get_body())
+
     def route_guid(self, name: str) -> str:
         """A route parameter that must be a GUID, lower-cased."""
         value = self.request.route_params.get(name)
@@ -53,7 +60,16 @@ class Call:
         return value.lower()
 
 
-Operation = Callable[[Call], BaseModel]
+@dataclass(frozen=True)
+class Reply:
+    """An answer other than 200 with a JSON body: 201 with ``Location``, or 204 with no body."""
+
+    status: int
+    body: BaseModel | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Operation = Callable[[Call], BaseModel | Reply]
 
 
 def serve(
@@ -71,8 +87,8 @@ def serve(
             runtime = get_runtime()
             caller = runtime.authenticator.authenticate(req.headers.get("Authorization"))
             caller.require(permission)
-            body = operation(Call(req, caller, correlation_id, runtime.client))
-            response = json_response(body, correlation_id)
+            result = operation(Call(req, caller, correlation_id, runtime.client))
+            response = reply_response(result, correlation_id)
         except Exception as err:
             response = problem_response(problem_for(err, correlation_id))
         log_request(req, response.status_code, started)
@@ -108,6 +124,49 @@ def parse_query(model: type[QueryT], params: Mapping[str, str]) -> QueryT:
         else:
             message = f"Query parameter '{name}': {first['msg']}."
         raise InvalidArgumentError(message, argument=name[:64]) from None
+
+
+def parse_body(model: type[BodyT], raw: bytes) -> BodyT:
+    """Validate a JSON body, with a message naming the first bad field."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidArgumentError(
+            f"The body is larger than {MAX_BODY_BYTES} bytes.", argument="body"
+        )
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as err:
+        first = err.errors()[0]
+        if first["type"] in {"json_invalid", "model_type"}:
+            raise InvalidArgumentError("The body must be a JSON object.", argument="body") from None
+        name = ".".join(str(part) for part in first["loc"]) or "body"
+        if first["type"] == "extra_forbidden":
+            message = f"Unknown field '{name[:64]}' in the body."
+        elif first["type"] == "missing":
+            message = f"The body lacks '{name}'."
+        elif first["type"] == "enum":
+            message = f"'{name}' is not one of the accepted values."
+        else:
+            message = f"Field '{name}': {first['msg']}."
+        raise InvalidArgumentError(message, argument=name[:64]) from None
+
+
+def reply_response(result: BaseModel | Reply, correlation_id: str) -> func.HttpResponse:
+    """The answer for what an operation returned."""
+    if not isinstance(result, Reply):
+        return json_response(result, correlation_id)
+    if result.body is None:
+        return func.HttpResponse(
+            status_code=result.status,
+            headers={
+                **result.headers,
+                CORRELATION_HEADER: correlation_id,
+                "Cache-Control": "no-store",
+            },
+        )
+    response = json_response(result.body, correlation_id, result.status)
+    for name, value in result.headers.items():
+        response.headers[name] = value
+    return response
 
 
 def json_response(body: BaseModel, correlation_id: str, status: int = 200) -> func.HttpResponse:

@@ -99,6 +99,10 @@ _SWAGGER_KEYWORDS = frozenset(
         "minItems",
         "uniqueItems",
         "readOnly",
+        # Power Automate's own extensions, declared on fields with ``json_schema_extra``.
+        "x-ms-enum-values",
+        "x-ms-notification-url",
+        "x-ms-visibility",
     }
 )
 _PARAMETER_KEYWORDS = frozenset(
@@ -147,6 +151,12 @@ class OperationDoc:
     errors: tuple[int, ...] = ()
     visibility: Visibility | None = None
     advanced: frozenset[str] = field(default_factory=frozenset)
+    #: The JSON request body, if the operation takes one.
+    body: type[BaseModel] | None = None
+    #: The success status: 200, 201 (with a ``Location`` header) or 204 (no body).
+    status: int = 200
+    #: For a webhook trigger (``x-ms-trigger: single``): what each callback receives.
+    notification: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,11 @@ _HEADERS: Mapping[str, dict[str, Any]] = {
         "type": "string",
         "x-ms-summary": "Authentication challenge",
         "description": "Bearer challenge saying why the token was refused.",
+    },
+    "Location": {
+        "type": "string",
+        "x-ms-summary": "Location",
+        "description": "Path of what was created; Power Automate deletes it there.",
     },
 }
 
@@ -281,8 +296,63 @@ def _operation(
         parameters += _query_parameters(doc.query, doc.advanced, marked)
     parameters.append({"$ref": f"#/parameters/{CORRELATION_PARAMETER}"})
 
-    success: dict[str, Any] = {"headers": {CORRELATION_HEADER: _HEADERS[CORRELATION_HEADER]}}
-    if doc.response is None:
+    if doc.body is not None:
+        _merge(definitions, _definitions_of(doc.body, frozenset()))
+        parameters.insert(
+            len(doc.path_parameters),
+            {
+                "name": "body",
+                "in": "body",
+                "required": True,
+                "x-ms-summary": "Request",
+                "schema": {"$ref": _REF_PREFIX + doc.body.__name__},
+            },
+        )
+    success = _success(doc, definitions, marked)
+    if doc.advanced - marked:
+        raise DefinitionError(f"{where}: advanced names not found: {sorted(doc.advanced - marked)}")
+
+    operation: dict[str, Any] = {
+        "operationId": doc.operation_id,
+        "summary": doc.summary,
+        "description": doc.description,
+        "parameters": parameters,
+        "responses": {
+            str(doc.status): success,
+            **{
+                str(status): {"$ref": f"#/responses/{ERROR_RESPONSES[status].name}"}
+                for status in sorted(doc.errors)
+            },
+        },
+    }
+    if doc.permission is not None:
+        operation["security"] = [{SECURITY_SCHEME: [doc.permission.value]}]
+    if doc.visibility is not None:
+        operation["x-ms-visibility"] = doc.visibility.value
+    if doc.notification is not None:
+        _merge(definitions, _definitions_of(doc.notification, frozenset()))
+        operation["x-ms-trigger"] = "single"
+        operation["x-ms-notification-content"] = {
+            "description": doc.notification.__doc__ or doc.notification.__name__,
+            "schema": {"$ref": _REF_PREFIX + doc.notification.__name__},
+        }
+    return operation
+
+
+def _success(doc: OperationDoc, definitions: dict[str, Any], marked: set[str]) -> dict[str, Any]:
+    """The success response of ``doc``: its status, headers and body schema."""
+    where = doc.operation_id
+    if doc.status not in (200, 201, 204):
+        raise DefinitionError(f"{where}: success is 200, 201 or 204.")
+    headers = {CORRELATION_HEADER: _HEADERS[CORRELATION_HEADER]}
+    if doc.status == 201:
+        headers["Location"] = _HEADERS["Location"]
+    success: dict[str, Any] = {"headers": headers}
+    if doc.status == 204:
+        if doc.response is not None or not doc.response_description:
+            raise DefinitionError(f"{where}: a 204 has no body; describe it in words.")
+        success["description"] = doc.response_description
+    elif doc.response is None:
         if not doc.response_description:
             raise DefinitionError(f"{where}: describe the response it does not model.")
         success.update(description=doc.response_description, schema={"type": "object"})
@@ -294,27 +364,7 @@ def _operation(
             raise DefinitionError(f"{where}: the response model needs a docstring.")
         schema = {"$ref": _REF_PREFIX + doc.response.__name__}
         success.update(description=description, schema=schema)
-    if doc.advanced - marked:
-        raise DefinitionError(f"{where}: advanced names not found: {sorted(doc.advanced - marked)}")
-
-    operation: dict[str, Any] = {
-        "operationId": doc.operation_id,
-        "summary": doc.summary,
-        "description": doc.description,
-        "parameters": parameters,
-        "responses": {
-            "200": success,
-            **{
-                str(status): {"$ref": f"#/responses/{ERROR_RESPONSES[status].name}"}
-                for status in sorted(doc.errors)
-            },
-        },
-    }
-    if doc.permission is not None:
-        operation["security"] = [{SECURITY_SCHEME: [doc.permission.value]}]
-    if doc.visibility is not None:
-        operation["x-ms-visibility"] = doc.visibility.value
-    return operation
+    return success
 
 
 def _path_parameter(parameter: PathParameter) -> dict[str, Any]:

@@ -1,12 +1,21 @@
-"""The HTTP functions, one blueprint per resource, each with the doc the OpenAPI definition uses."""
+"""The app's functions, one blueprint per resource, each HTTP one with the doc the OpenAPI
+definition uses."""
 
-from . import agreements, health, openapi, relationship_request
+from . import agreements, deliveries, health, openapi, relationship_request, subscriptions
 from .health import VERSION
 
-BLUEPRINTS = (relationship_request.bp, agreements.bp, health.bp, openapi.bp)
+BLUEPRINTS = (
+    relationship_request.bp,
+    agreements.bp,
+    subscriptions.bp,
+    deliveries.bp,
+    health.bp,
+    openapi.bp,
+)
 OPERATIONS = (
     relationship_request.OPERATION,
     agreements.OPERATION,
+    *subscriptions.OPERATIONS,
     health.OPERATION,
     openapi.OPERATION,
 )

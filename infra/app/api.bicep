@@ -135,6 +135,7 @@ var serviceSettings = {
   PARTNER_CENTER_MAX_ATTEMPTS: string(partnerCenterMaxAttempts)
   TOKEN_CACHE_MAX_USERS: string(tokenCacheMaxUsers)
   RELATIONSHIP_REQUEST_CACHE_SECONDS: string(relationshipRequestCacheSeconds)
+  EVENT_CALLBACK_HOSTS: '.logic.azure.com,.environment.api.powerplatform.com'
   PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
 }
 
