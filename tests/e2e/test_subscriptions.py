@@ -11,12 +11,11 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
-import trustme
 from azure.core.exceptions import ResourceNotFoundError
 
 from function_app import app
@@ -32,8 +31,7 @@ from gateway.storage import (
     storage_clients,
 )
 from simulator import Simulator
-
-from .callbacks import CallbackServer, ConnectToAdapter
+from simulator.power_automate import CallbackServer, ConnectToAdapter
 
 EVENT = "reseller-relationship-accepted-by-customer"
 SUBSCRIBE = ["Events.Subscribe"]
@@ -47,7 +45,7 @@ def storage(azurite: Any, service_env: dict[str, str]) -> StorageClients:
 
 @pytest.fixture(scope="module")
 def callbacks() -> Iterator[CallbackServer]:
-    server = CallbackServer(trustme.CA()).start()
+    server = CallbackServer().start()
     yield server
     server.stop()
 
@@ -57,10 +55,9 @@ def delivery(
     storage: StorageClients, callbacks: CallbackServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EventDelivery]:
     """The app's delivery, its callbacks routed to the local server, retrying after 1 s."""
-    ca_file = tmp_path_factory.mktemp("callback-ca") / "ca.pem"
-    callbacks.ca.cert_pem.write_to_path(str(ca_file))
+    ca_file = callbacks.write_ca(str(tmp_path_factory.mktemp("callback-ca") / "ca.pem"))
     session = CallbackSession(CallbackHosts.parse([".logic.azure.com"]))
-    session.mount("https://", ConnectToAdapter(callbacks.port, str(ca_file)))
+    session.mount("https://", ConnectToAdapter(callbacks.port, ca_file))
     found = EventDelivery(storage, session, schedule=RetrySchedule(delays=(1.0,), jitter=0.0))
     set_delivery(found)
     yield found
@@ -100,7 +97,13 @@ def subscribe(
     return str(answer.json()["id"])
 
 
-def store_event(storage: StorageClients, *, event: str = EVENT, customer: str | None = None) -> str:
+def store_event(
+    storage: StorageClients,
+    *,
+    event: str = EVENT,
+    customer: str | None = None,
+    received_at: datetime | None = None,
+) -> str:
     """Store an event and queue its delivery, as the receiver does (the events contract)."""
     customer = customer or str(uuid.uuid4())
     payload = {
@@ -122,7 +125,7 @@ def store_event(storage: StorageClients, *, event: str = EVENT, customer: str | 
             "ResourceName": "Customer",
             "AuditUri": "",
             "ChangedAt": payload["ResourceChangeUtcDate"],
-            "ReceivedAt": datetime.now(UTC).isoformat(),
+            "ReceivedAt": (received_at or datetime.now(UTC)).isoformat(),
             "CustomerId": customer,
             "Enqueued": True,
         }
@@ -363,6 +366,50 @@ def test_a_duplicate_event_is_delivered_once(
         storage.queue(DELIVERY_QUEUE).send_message(json.dumps({"eventId": event_id}))
     drain(storage)
     assert [r.body["eventId"] for r in events.received_on(path)] == [event_id]
+
+
+def test_a_delivery_is_given_up_24_hours_after_the_event(
+    api: requests.Session,
+    base_url: str,
+    sim: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = "/workflows/down-for-a-day/run"
+    subscription_id = subscribe(api, base_url, user(sim), events.url(path))
+    events.script(path, [503] * 5)
+    almost_a_day_ago = datetime.now(UTC) - timedelta(hours=24) + timedelta(seconds=0.5)
+    event_id = store_event(storage, received_at=almost_a_day_ago)
+    drain(storage)
+
+    row = delivery_row(storage, event_id, subscription_id)
+    assert row["State"] == "gave-up" and row["Attempts"] == 1
+    assert any(
+        r.levelname == "WARNING" and "gave up" in r.getMessage() and event_id in r.getMessage()
+        for r in caplog.records
+    )
+    # The callback URL's signature is never in the gateway's own log lines.
+    assert not [
+        r for r in caplog.records if r.name.startswith("gateway") and "s3cr3t" in r.getMessage()
+    ]
+
+
+def test_a_redirect_is_not_followed(
+    api: requests.Session,
+    base_url: str,
+    sim: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+) -> None:
+    path = "/workflows/redirecting/run"
+    subscription_id = subscribe(api, base_url, user(sim), events.url(path))
+    events.script(path, [302])
+    event_id = store_event(storage)
+    events.wait_for(path, 1)
+    drain(storage)
+    row = delivery_row(storage, event_id, subscription_id)
+    assert row["State"] == "delivered" and row["Attempts"] == 2
 
 
 def drain(storage: StorageClients, timeout: float = 30.0) -> None:

@@ -2,9 +2,9 @@
 receives and answers as scripted, and the session adapter that routes callback hosts to it.
 
 Callback URLs must be https on port 443 on an allowed host (``*.logic.azure.com``), which a test
-cannot bind; so the callbacks keep their real-looking URLs and the delivery session's adapter
-connects to this server instead (like curl's ``--connect-to``), still verifying TLS against the
-URL's host name with a certificate from a throwaway CA.
+or benchmark cannot bind; so the callbacks keep their real-looking URLs and the delivery session's
+adapter connects to this server instead (like curl's ``--connect-to``), still verifying TLS
+against the URL's host name with a certificate from a throwaway CA.
 """
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ class CallbackServer:
     the script (or without one) it answers 202, as Power Automate does.
     """
 
-    def __init__(self, ca: trustme.CA) -> None:
-        self.ca = ca
+    def __init__(self, ca: trustme.CA | None = None) -> None:
+        self.ca = ca or trustme.CA()
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[int]] = defaultdict(deque)
         self.received: list[Received] = []
         self._arrived = threading.Condition(self._lock)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(CALLBACK_HOST, "*.westus.logic.azure.com").configure_cert(context)
+        self.ca.issue_cert(CALLBACK_HOST, "*.westus.logic.azure.com").configure_cert(context)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
@@ -59,27 +59,37 @@ class CallbackServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> CallbackServer:
+        """Serve on a background thread."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
+
+    def write_ca(self, path: str) -> str:
+        """Write the CA certificate (PEM) that callers must trust to ``path``; returns it."""
+        self.ca.cert_pem.write_to_path(path)
+        return path
 
     def url(self, path: str) -> str:
         """The callback URL of ``path``, as Power Automate would hand it out."""
         return f"https://{CALLBACK_HOST}{path}?api-version=2016-06-01&sp=%2Ftriggers&sig=s3cr3t"
 
     def script(self, path: str, statuses: Iterable[int]) -> None:
+        """Answer the next requests to ``path`` with ``statuses``, in order."""
         with self._lock:
             self._scripts[path].extend(statuses)
 
     def reset(self) -> None:
+        """Forget scripts and received requests."""
         with self._lock:
             self._scripts.clear()
             self.received.clear()
 
     def received_on(self, path: str) -> list[Received]:
+        """The requests answered 2xx on ``path`` so far."""
         with self._lock:
             return [r for r in self.received if r.path == path]
 
@@ -115,6 +125,9 @@ class CallbackServer:
                     body = {"unparsed": raw.decode("utf-8", "replace")}
                 status = server._answer(urlsplit(self.path).path, body)
                 self.send_response(status)
+                if 300 <= status < 400:
+                    # Somewhere a delivery must never go: the instance metadata endpoint.
+                    self.send_header("Location", "http://169.254.169.254/metadata/instance")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
