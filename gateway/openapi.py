@@ -33,12 +33,14 @@ from .problems import (
     CONSENT,
     FORBIDDEN,
     INVALID_REQUEST,
+    INVALID_SIGNATURE,
     MFA_REQUIRED,
     NOT_CONFIGURED,
     NOT_FOUND,
     PARTNER_CENTER_FORBIDDEN,
     PROBLEM_CONTENT_TYPE,
     PROBLEM_TYPE_BASE,
+    STORAGE_UNAVAILABLE,
     THROTTLED,
     TIMEOUT,
     UNAUTHENTICATED,
@@ -174,12 +176,14 @@ SERVE_ERRORS = (400, 401, 403, 429, 502, 503, 504)
 
 ERROR_RESPONSES: Mapping[int, ErrorResponse] = {
     400: ErrorResponse("InvalidRequest", (INVALID_REQUEST,)),
-    401: ErrorResponse("Unauthenticated", (UNAUTHENTICATED, MFA_REQUIRED), ("WWW-Authenticate",)),
+    401: ErrorResponse(
+        "Unauthenticated", (UNAUTHENTICATED, MFA_REQUIRED, INVALID_SIGNATURE), ("WWW-Authenticate",)
+    ),
     403: ErrorResponse("Forbidden", (FORBIDDEN, PARTNER_CENTER_FORBIDDEN)),
     404: ErrorResponse("NotFound", (NOT_FOUND,)),
     429: ErrorResponse("Throttled", (THROTTLED,), ("Retry-After",)),
     502: ErrorResponse("UpstreamFailure", (UPSTREAM, BAD_RESPONSE)),
-    503: ErrorResponse("Unavailable", (NOT_CONFIGURED, CONSENT)),
+    503: ErrorResponse("Unavailable", (NOT_CONFIGURED, CONSENT, STORAGE_UNAVAILABLE)),
     504: ErrorResponse("UpstreamTimeout", (TIMEOUT,)),
 }
 

@@ -27,6 +27,7 @@ from partnercenter import (
     UnauthorizedError,
     UpstreamError,
     UpstreamTimeoutError,
+    WebhookSignatureError,
 )
 
 from .auth import ForbiddenError
@@ -50,6 +51,7 @@ class Kind:
 
 INVALID_REQUEST = Kind(400, "invalid-request", "The request is not valid")
 UNAUTHENTICATED = Kind(401, "unauthenticated", "A valid bearer token is required")
+INVALID_SIGNATURE = Kind(401, "invalid-signature", "The delivery's signature is not valid")
 MFA_REQUIRED = Kind(401, "mfa-required", "Multi-factor authentication is required")
 FORBIDDEN = Kind(403, "forbidden", "The caller lacks a permission")
 PARTNER_CENTER_FORBIDDEN = Kind(403, "partner-center-forbidden", "Partner Center refused the user")
@@ -68,6 +70,7 @@ _KINDS: tuple[tuple[type[Exception], Kind], ...] = (
     # Order matters: the first matching class wins, subclasses before their bases.
     (InvalidArgumentError, INVALID_REQUEST),
     (BadRequestError, INVALID_REQUEST),
+    (WebhookSignatureError, INVALID_SIGNATURE),
     (CallerTokenRejectedError, UNAUTHENTICATED),
     (MfaRequiredError, MFA_REQUIRED),
     (ForbiddenError, FORBIDDEN),
@@ -166,6 +169,8 @@ def problem(
 
 def _www_authenticate(error: PartnerCenterError) -> str:
     reason = error.message.replace("\\", "").replace('"', "'")
+    if isinstance(error, WebhookSignatureError):
+        return f'Signature error="invalid_signature", error_description="{reason}"'
     if isinstance(error, MfaRequiredError):
         return f'Bearer error="insufficient_claims", error_description="{reason}"'
     return f'Bearer error="invalid_token", error_description="{reason}"'

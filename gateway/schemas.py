@@ -227,6 +227,19 @@ class HealthResponse(ApiModel):
     version: str = Field(title="Version")
 
 
+class EventReceipt(ApiModel):
+    """Partner Center's event, stored and queued for delivery to the subscribed flows."""
+
+    event_id: str = Field(
+        title="Event id",
+        description="SHA-256 of the event's content: a redelivery has the same id.",
+        pattern=r"^[0-9a-f]{64}$",
+    )
+    duplicate: bool = Field(
+        title="Duplicate", description="The event had been received before (a redelivery)."
+    )
+
+
 class Problem(ApiModel):
     """An error, as RFC 9457 problem details (``application/problem+json``)."""
 

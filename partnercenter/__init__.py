@@ -33,6 +33,7 @@ from ._errors import (
     UnauthorizedError,
     UpstreamError,
     UpstreamTimeoutError,
+    WebhookSignatureError,
 )
 from ._ids import is_guid
 from ._models import (
@@ -51,13 +52,24 @@ from ._tokens import (
     TokenProvider,
 )
 from ._transport import build_session
+from ._webhooks import (
+    DEFAULT_CERTIFICATE_HOSTS,
+    SIGNATURE_ALGORITHM,
+    SIGNER_ORGANIZATION,
+    PartnerCenterEvent,
+    WebhookVerifier,
+    customer_id_of,
+)
 
 __all__ = [
     "CREDENTIAL_SETTINGS",
+    "DEFAULT_CERTIFICATE_HOSTS",
     "MAX_CACHED_LINKS",
     "SERVICE_USER",
     "SETTINGS",
     "SETTING_NAMES",
+    "SIGNATURE_ALGORITHM",
+    "SIGNER_ORGANIZATION",
     "Agreement",
     "AgreementCollection",
     "AgreementType",
@@ -77,6 +89,7 @@ __all__ = [
     "OnBehalfOf",
     "PartnerCenterClient",
     "PartnerCenterError",
+    "PartnerCenterEvent",
     "PermissionDeniedError",
     "PrimaryContact",
     "Principal",
@@ -92,6 +105,9 @@ __all__ = [
     "UnauthorizedError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "WebhookSignatureError",
+    "WebhookVerifier",
     "build_session",
+    "customer_id_of",
     "is_guid",
 ]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import ConfigurationError
+from ._webhooks import DEFAULT_CERTIFICATE_HOSTS, normalise_host
 
 DEFAULT_API_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -100,6 +101,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         DEFAULT_EVENT_CALLBACK_HOSTS,
     ),
     SettingSpec(
+        "WEBHOOK_CERTIFICATE_HOSTS",
+        "Hosts (comma-separated, host or host:port) that may serve the certificate a Partner "
+        "Center webhook delivery is signed with.",
+        ",".join(DEFAULT_CERTIFICATE_HOSTS),
+    ),
+    SettingSpec(
         "PYTHON_THREADPOOL_THREAD_COUNT",
         "Functions worker threads (platform setting); sizes the connection pool.",
         "",
@@ -158,6 +165,9 @@ class Settings(BaseModel):
     token_cache_max_users: int = Field(default=10000, ge=1, le=10_000_000)
     relationship_request_cache_seconds: float = Field(default=3600.0, ge=0)
     event_callback_hosts: tuple[str, ...] = tuple(DEFAULT_EVENT_CALLBACK_HOSTS.split(","))
+    webhook_certificate_hosts: tuple[str, ...] = Field(
+        default=DEFAULT_CERTIFICATE_HOSTS, min_length=1
+    )
     python_threadpool_thread_count: int | None = Field(default=None, ge=1, le=1000)
     #: Optional secret settings whose Key Vault reference the platform could not resolve; they
     #: are treated as unset, and said so where they are needed.
@@ -193,6 +203,15 @@ class Settings(BaseModel):
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.path.strip("/"):
             raise ValueError("must be a scope URI such as https://host/user_impersonation")
+        return value
+
+    @field_validator("webhook_certificate_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [entry for entry in value.split(",") if entry.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(normalise_host(str(entry)) for entry in value)
         return value
 
     @field_validator("azure_client_certificate_path")

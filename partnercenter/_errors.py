@@ -19,7 +19,8 @@
     │   ├── ThrottledError             429, with the server's Retry-After
     │   └── UpstreamError              5xx, other statuses, connections that failed
     ├── UpstreamTimeoutError           the call's deadline passed
-    └── BadResponseError               a success answer whose body is not what we expect
+    ├── BadResponseError               a success answer whose body is not what we expect
+    └── WebhookSignatureError          a webhook delivery not proven to come from Partner Center
 
 Every error carries the Partner Center request and correlation ids, and never a token.
 """
@@ -197,6 +198,14 @@ class BadResponseError(PartnerCenterError):
     """A success status whose body is not the JSON we expect."""
 
 
+class WebhookSignatureError(PartnerCenterError):
+    """A webhook delivery failed a signature check; ``check`` names which one (never a secret)."""
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message, status=401)
+        self.check = check
+
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -218,4 +227,5 @@ __all__ = [
     "UnauthorizedError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "WebhookSignatureError",
 ]

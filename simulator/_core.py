@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from simulator import data
 from simulator._crypto import ClientCertificate, KeyRing, TlsMaterial
@@ -20,6 +21,7 @@ from simulator._partnercenter import CONTROL_PREFIX, PartnerCenter
 from simulator._server import SimServer
 from simulator._stats import Stats
 from simulator._tokens import TokenIssuer, new_identity
+from simulator._webhooks import WebhookService
 
 DEFAULT_USER_SCOPES = ("RelationshipRequest.Read", "Agreements.Read")
 
@@ -65,6 +67,8 @@ class Simulator:
         self._servers: list[SimServer] = []
         self._tls = TlsMaterial()
         self.client_certificate = ClientCertificate.generate(self.client_id)
+        self.webhooks = WebhookService(self, self._tls.ca)
+        """Partner Center webhooks: the registration, signed deliveries, accepted customers."""
         self.tokens = TokenIssuer(
             KeyRing(),
             client_id=self.client_id,
@@ -122,11 +126,13 @@ class Simulator:
         self.stopping.clear()
         for server in self._servers:
             server.start()
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, end open connections and release both ports. Idempotent."""
         self.stopping.set()
+        self.webhooks.stop()
         servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
@@ -173,6 +179,8 @@ class Simulator:
             "AZURE_CLIENT_ID": self.client_id,
             "AZURE_CLIENT_SECRET": self.client_secret,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,
+            # The simulator serves its webhook signing certificate itself.
+            "WEBHOOK_CERTIFICATE_HOSTS": urlsplit(self.partner_center_url).netloc,
         }
 
     # --- tokens --------------------------------------------------------------------------------
@@ -273,6 +281,13 @@ class Simulator:
             self.api_latency = api
 
     def reset(self) -> None:
-        """Forget pending faults and zero the statistics (keys and refresh tokens stay)."""
+        """Forget pending faults, zero the statistics and forget the webhook registration and
+        deliveries (keys, refresh tokens and accepted customers stay)."""
         self.faults.clear()
         self.stats.reset()
+        self.webhooks.reset()
+
+    def accept_relationship(self, customer_id: str | None = None, *, indirect: bool = False) -> str:
+        """A customer accepts the reseller relationship: it becomes a customer of the partner
+        and the registered webhook gets ``reseller-relationship-accepted-by-customer``."""
+        return self.webhooks.accept_relationship(customer_id, indirect=indirect)

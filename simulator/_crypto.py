@@ -55,6 +55,11 @@ class TlsMaterial:
         self._leaf = self._ca.issue_cert("localhost", "127.0.0.1", "::1")
 
     @property
+    def ca(self) -> trustme.CA:
+        """The CA itself (the webhook delivery certificates are issued under it)."""
+        return self._ca
+
+    @property
     def ca_pem(self) -> bytes:
         """The CA certificate clients must trust."""
         pem: bytes = self._ca.cert_pem.bytes()

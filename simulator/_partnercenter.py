@@ -14,6 +14,7 @@ from werkzeug.wrappers import Request, Response
 from simulator._control import ControlPlane
 from simulator._http import apply_fault, guid, is_guid, json_response, pause
 from simulator._stats import ApiRequest
+from simulator._webhooks import CERTIFICATE_PREFIX
 from simulator.data import (
     AGREEMENTS,
     MICROSOFT_CLOUD_AGREEMENT,
@@ -67,6 +68,9 @@ class PartnerCenter:
         request = Request(environ)
         if request.path.startswith(CONTROL_PREFIX):
             response = self._control.handle(request)
+        elif request.path.startswith(CERTIFICATE_PREFIX):
+            # Partner Center's certificate lives on a storage host, not behind its API.
+            response = self._sim.webhooks.serve_certificate(request)
         else:
             response = self._api(request)
         return response(environ, start_response)
@@ -97,6 +101,10 @@ class PartnerCenter:
             sim.stats.record_api_request(_record(request, status), generation=generation)
 
     def _handle(self, request: Request) -> Response:
+        if self._sim.webhooks.handles(request.path):
+            # Webhook registration takes app-only tokens too.
+            denied = self._authorize(request, app_only_allowed=True)
+            return denied or self._sim.webhooks.handle(request)
         denied = self._authorize(request)
         if denied is not None:
             return denied
@@ -109,12 +117,16 @@ class PartnerCenter:
             return self._agreements(request, match.group(1))
         return pc_error(404, "404", f"The resource {request.path} was not found.")
 
-    def _authorize(self, request: Request) -> Response | None:
-        """App+User only: a valid Partner Center user token whose sign-in used MFA."""
+    def _authorize(self, request: Request, *, app_only_allowed: bool = False) -> Response | None:
+        """App+User (or, where allowed, app-only): a valid Partner Center token; a user's
+        sign-in must have used MFA."""
         claims, problem = self._bearer_claims(request)
         if problem is not None:
             return self._unauthorized(problem)
-        if claims.get("idtyp") == "app" or "scp" not in claims:
+        app_only = claims.get("idtyp") == "app" or "scp" not in claims
+        if app_only and app_only_allowed:
+            return None
+        if app_only:
             return pc_error(
                 403,
                 "403",
@@ -189,6 +201,8 @@ class PartnerCenter:
                 "MicrosoftCloudAgreement, MicrosoftCustomerAgreement, *.",
             )
         agreements = AGREEMENTS.get(str(uuid.UUID(customer_id)))
+        if agreements is None and str(uuid.UUID(customer_id)) in self._sim.webhooks.customers:
+            agreements = ()  # accepted the relationship (simulator control call), no agreement yet
         if agreements is None:
             return pc_error(
                 404,

@@ -1,12 +1,13 @@
 """The app's functions, one blueprint per resource, each HTTP one with the doc the OpenAPI
 definition uses."""
 
-from . import agreements, deliveries, health, openapi, relationship_request, subscriptions
+from . import agreements, deliveries, events, health, openapi, relationship_request, subscriptions
 from .health import VERSION
 
 BLUEPRINTS = (
     relationship_request.bp,
     agreements.bp,
+    events.bp,
     subscriptions.bp,
     deliveries.bp,
     health.bp,
@@ -15,6 +16,7 @@ BLUEPRINTS = (
 OPERATIONS = (
     relationship_request.OPERATION,
     agreements.OPERATION,
+    events.OPERATION,
     *subscriptions.OPERATIONS,
     health.OPERATION,
     openapi.OPERATION,

@@ -110,6 +110,9 @@ param tokenCacheMaxUsers int
 @description('How long the relationship request URL is cached, in seconds (0 turns the cache off).')
 param relationshipRequestCacheSeconds int
 
+@description('Hosts (comma-separated) allowed to serve the certificate Partner Center signs webhook deliveries with.')
+param webhookCertificateHosts string = '3psostorageacct.blob.core.windows.net'
+
 // Platform settings: identity-based host storage, and telemetry authenticated with the identity
 // (local auth is disabled on Application Insights).
 var platformSettings = {
@@ -136,6 +139,7 @@ var serviceSettings = {
   TOKEN_CACHE_MAX_USERS: string(tokenCacheMaxUsers)
   RELATIONSHIP_REQUEST_CACHE_SECONDS: string(relationshipRequestCacheSeconds)
   EVENT_CALLBACK_HOSTS: '.logic.azure.com,.environment.api.powerplatform.com'
+  WEBHOOK_CERTIFICATE_HOSTS: webhookCertificateHosts
   PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
 }
 

@@ -25,6 +25,9 @@ from ..conftest import repo_root
 from .schemas import operation, response_spec, validator
 
 ALL_SCOPES = [p.value for p in Permission]
+#: Operations whose callers prove themselves otherwise than by a bearer token (their answers are
+#: checked against the definition where they are tested: tests/webhooks).
+NOT_CALLED_WITH_A_TOKEN = frozenset({"ReceivePartnerCenterEvent"})
 SAMPLE_PATH_VALUES = {"customerId": CUSTOMER_MCA}
 SUBSCRIBE = "WhenPartnerCenterEventOccurs"
 SAMPLE_BODIES = {
@@ -76,7 +79,11 @@ def assert_as_described(
     return body
 
 
-@pytest.mark.parametrize("doc", OPERATIONS, ids=lambda doc: doc.operation_id)
+@pytest.mark.parametrize(
+    "doc",
+    [doc for doc in OPERATIONS if doc.operation_id not in NOT_CALLED_WITH_A_TOKEN],
+    ids=lambda doc: doc.operation_id,
+)
 def test_every_operation_answers_as_described(
     api: requests.Session,
     base_url: str,

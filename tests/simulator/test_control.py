@@ -99,8 +99,11 @@ def test_command_prints_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         try:
             assert process.stdout is not None
             assert process.stderr is not None
-            exports = [process.stdout.readline() for _ in range(6)]
-            settings = json.loads(process.stdout.readline())
+            exports, line = [], process.stdout.readline()
+            while line.startswith("export "):
+                exports.append(line)
+                line = process.stdout.readline()
+            settings = json.loads(line)
             assert all(line.startswith("export ") for line in exports)
             assert f"export AZURE_TENANT_ID={settings['AZURE_TENANT_ID']}\n" in exports
             assert settings["REQUESTS_CA_BUNDLE"] == str(tmp_path / "ca.pem")
