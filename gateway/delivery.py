@@ -57,6 +57,8 @@ EVENT_PARTITION = "event"
 #: (connect, read) seconds for one callback. Power Automate answers a trigger callback at once
 #: (202) and runs the flow afterwards.
 CALLBACK_TIMEOUT = (5.0, 15.0)
+#: Operations in one table transaction (the service's limit).
+TRANSACTION_LIMIT = 100
 #: Callbacks of one event attempted at the same time.
 FAN_OUT_PARALLELISM = 8
 USER_AGENT = "PartnerCenterGateway-events/1"
@@ -152,7 +154,11 @@ class EventDelivery:
             self.fan_out(event_id)
 
     def fan_out(self, event_id: str) -> None:
-        """First attempt at every subscription to the event."""
+        """First attempt at every subscription to the event not already served.
+
+        One read of the event's delivery rows and one transaction writing them back, whatever
+        the number of subscriptions: the callbacks themselves are called in parallel.
+        """
         event = self._event(event_id)
         if event is None:
             return
@@ -160,51 +166,63 @@ class EventDelivery:
         if not subscriptions:
             logger.info("event %s (%s): no subscription", event_id, event["EventName"])
             return
-        futures = [
-            self._pool.submit(self._deliver, event, subscription, 1)
-            for subscription in subscriptions
-        ]
+        started = self._started(event_id)
+        due = [s for s in subscriptions if s.id not in started]
+        futures = [self._pool.submit(self._attempt, event, s, 1) for s in due]
+        done = [f.result() for f in futures if f.exception() is None]
+        self._record(event_id, done)
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]  # type: ignore[misc]
 
     def retry(self, event_id: str, subscription_id: str, attempt: int) -> None:
-        """Attempt ``attempt`` of one delivery."""
+        """Attempt ``attempt`` of one delivery, unless it is done or a later one is scheduled."""
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - see storage
+
         event = self._event(event_id)
         if event is None:
             return
+        try:
+            row = self._clients.table(DELIVERIES_TABLE).get_entity(event_id, subscription_id)
+        except ResourceNotFoundError:
+            row = None
+        if row is not None and (
+            row.get("State") in FINAL_STATES or int(row.get("Attempts", 0)) >= attempt
+        ):
+            return  # a repeated message
         subscription = self._subscriptions.get(event["EventName"], subscription_id)
         if subscription is None:
             logger.info("event %s: subscription %s is gone", event_id, subscription_id)
             return
-        self._deliver(event, subscription, attempt)
+        self._record(event_id, [self._attempt(event, subscription, attempt)])
 
     def close(self) -> None:
         """Stop the fan-out threads and release the callback connections."""
         self._pool.shutdown(wait=True)
         self._session.close()
 
-    def _deliver(self, event: Any, subscription: Subscription, attempt: int) -> None:
-        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - see storage
+    def _started(self, event_id: str) -> set[str]:
+        """The subscriptions whose delivery of the event was attempted already (a repeated
+        fan-out message skips them: each is delivered, or has its own retry scheduled)."""
+        rows = self._clients.table(DELIVERIES_TABLE).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": event_id}, select=["RowKey"]
+        )
+        return {row["RowKey"] for row in rows}
 
+    def _attempt(self, event: Any, subscription: Subscription, attempt: int) -> _Settled:
+        """POST to one callback and act on the answer (retry scheduled, subscription retired).
+
+        The row saying so is written afterwards by the caller: a retry message is always on
+        the queue before its row says ``retrying``.
+        """
         event_id = event["RowKey"]
-        deliveries = self._clients.table(DELIVERIES_TABLE)
-        try:
-            row = deliveries.get_entity(event_id, subscription.id)
-        except ResourceNotFoundError:
-            row = None
-        if row is not None and (
-            row.get("State") in FINAL_STATES or int(row.get("Attempts", 0)) >= attempt
-        ):
-            return  # done, or a later attempt is already scheduled: a repeated message
         result = self.post(subscription.callback_url, notification_of(event))
         host = urlsplit(subscription.callback_url).hostname
         if result.outcome is Outcome.DELIVERED:
-            self._record(event_id, subscription, State.DELIVERED, attempt, result.detail)
             logger.info("event %s delivered to %s (attempt %d)", event_id, host, attempt)
-        elif result.outcome is Outcome.GONE:
+            return _Settled(subscription.id, State.DELIVERED, attempt, result.detail)
+        if result.outcome is Outcome.GONE:
             self._subscriptions.remove(subscription)
-            self._record(event_id, subscription, State.RETIRED, attempt, result.detail)
             logger.info(
                 "event %s: callback on %s answered %s; subscription %s removed",
                 event_id,
@@ -212,8 +230,8 @@ class EventDelivery:
                 result.detail,
                 subscription.id,
             )
-        elif result.outcome is Outcome.REFUSED or self._too_late(event, attempt, result):
-            self._record(event_id, subscription, State.GAVE_UP, attempt, result.detail)
+            return _Settled(subscription.id, State.RETIRED, attempt, result.detail)
+        if result.outcome is Outcome.REFUSED or self._too_late(event, attempt, result):
             logger.warning(
                 "event %s: gave up delivering to subscription %s on %s after %d attempts (%s)",
                 event_id,
@@ -222,21 +240,21 @@ class EventDelivery:
                 attempt,
                 result.detail,
             )
-        else:
-            delay = self._schedule.delay_before(attempt + 1, result.retry_after)
-            retry = {"eventId": event_id, "subscriptionId": subscription.id, "attempt": attempt + 1}
-            self._clients.queue(DELIVERY_QUEUE).send_message(
-                json.dumps(retry), visibility_timeout=round(delay)
-            )
-            self._record(event_id, subscription, State.RETRYING, attempt, result.detail)
-            logger.info(
-                "event %s: callback on %s failed (%s); attempt %d in %.0f s",
-                event_id,
-                host,
-                result.detail,
-                attempt + 1,
-                delay,
-            )
+            return _Settled(subscription.id, State.GAVE_UP, attempt, result.detail)
+        delay = self._schedule.delay_before(attempt + 1, result.retry_after)
+        retry = {"eventId": event_id, "subscriptionId": subscription.id, "attempt": attempt + 1}
+        self._clients.queue(DELIVERY_QUEUE).send_message(
+            json.dumps(retry), visibility_timeout=round(delay)
+        )
+        logger.info(
+            "event %s: callback on %s failed (%s); attempt %d in %.0f s",
+            event_id,
+            host,
+            result.detail,
+            attempt + 1,
+            delay,
+        )
+        return _Settled(subscription.id, State.RETRYING, attempt, result.detail)
 
     def post(self, url: str, notification: EventNotification) -> Attempt:
         """POST one notification to a callback URL and classify the answer."""
@@ -277,19 +295,37 @@ class EventDelivery:
             logger.warning("event %s is not stored; nothing to deliver", event_id)
             return None
 
-    def _record(
-        self, event_id: str, subscription: Subscription, state: State, attempt: int, detail: str
-    ) -> None:
-        self._clients.table(DELIVERIES_TABLE).upsert_entity(
-            {
-                "PartitionKey": event_id,
-                "RowKey": subscription.id,
-                "State": state.value,
-                "Attempts": attempt,
-                "LastResult": detail[:200],
-                "UpdatedAt": datetime.now(UTC),
-            }
-        )
+    def _record(self, event_id: str, settled: Sequence[_Settled]) -> None:
+        """Write the delivery rows of one event, up to 100 in one transaction (one partition)."""
+        now = datetime.now(UTC)
+        table = self._clients.table(DELIVERIES_TABLE)
+        for first in range(0, len(settled), TRANSACTION_LIMIT):
+            table.submit_transaction(
+                [
+                    (
+                        "upsert",
+                        {
+                            "PartitionKey": event_id,
+                            "RowKey": item.subscription_id,
+                            "State": item.state.value,
+                            "Attempts": item.attempt,
+                            "LastResult": item.detail[:200],
+                            "UpdatedAt": now,
+                        },
+                    )
+                    for item in settled[first : first + TRANSACTION_LIMIT]
+                ]
+            )
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """Where one delivery stands after an attempt."""
+
+    subscription_id: str
+    state: State
+    attempt: int
+    detail: str
 
 
 def notification_of(event: Any) -> EventNotification:
