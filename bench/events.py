@@ -36,6 +36,7 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from gateway.storage import STORAGE_SETTING
 from partnercenter._webhooks import PartnerCenterEvent
 from simulator import Simulator
 from simulator.azurite import Azurite
@@ -118,7 +119,6 @@ def open_loop(rate: float, seconds: float, action: Callable[[], Any]) -> list[An
     that a slow call does not delay the next (as independent senders would)."""
     count = max(1, int(rate * seconds))
     interval = 1.0 / rate
-    results: list[Any] = []
     with ThreadPoolExecutor(64) as pool:
         futures = []
         start = time.perf_counter()
@@ -127,8 +127,7 @@ def open_loop(rate: float, seconds: float, action: Callable[[], Any]) -> list[An
             if wait > 0:
                 time.sleep(wait)
             futures.append(pool.submit(action))
-        results = [f.result() for f in futures]
-    return results
+        return [f.result() for f in futures]
 
 
 @contextmanager
@@ -141,7 +140,7 @@ def event_stack(callbacks: CallbackServer, *, folder: str) -> Iterator[dict[str,
         saved = dict(os.environ)
         try:
             os.environ.update(sim.settings())
-            os.environ["AzureWebJobsStorage"] = azurite.connection_string
+            os.environ[STORAGE_SETTING] = azurite.connection_string
             with _app_host(callbacks, folder) as base_url:
                 yield {"sim": sim, "base_url": base_url}
         finally:

@@ -18,7 +18,7 @@ from typing import Any
 from partnercenter import Settings
 from simulator.data import derived_guid
 
-from . import report
+from . import events, report
 from .config import MODES, BenchConfig
 from .simproc import REPO_ROOT, SimulatorProcess
 
@@ -149,6 +149,12 @@ class Bench:
                 config.out_dir.mkdir(parents=True, exist_ok=True)
                 print(f"  profile: warm in-process calls -> {config.out_dir}/profile.txt")
                 self._worker(sim, {**common, "task": "profile"})
+        print(
+            f"  events: {config.event_rate:g}/s for {config.event_seconds:g} s to "
+            f"{config.event_subscriptions} subscriptions (Azurite, signed deliveries, callbacks)",
+            flush=True,
+        )
+        event_figures = self._events()
         print(f"  cold start: {config.cold_start_runs} fresh imports of function_app", flush=True)
         return {
             "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -164,7 +170,32 @@ class Bench:
             "cached_relationship_request": link,
             "token_cache_memory": memory,
             "cold_start": cold_start(config.cold_start_runs),
+            "events": event_figures,
         }
+
+    def _events(self) -> dict[str, Any]:
+        """bench.events in a fresh interpreter (it runs its own Azurite and simulator)."""
+        config = self.config
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.events",
+                "--json",
+                f"--rate={config.event_rate}",
+                f"--seconds={config.event_seconds}",
+                f"--subscriptions={config.event_subscriptions}",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=_WORKER_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.events failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
 
 
 def reproduce_command(argv: list[str]) -> str:
@@ -196,6 +227,8 @@ def main(argv: list[str], config: BenchConfig) -> int:
         "peak RSS = resident memory above the run's start; conns = new TCP connections at the "
         "simulator"
     )
+    print()
+    print("\n".join(events.lines(results["events"])))
     print()
     for target in found:
         print(target.line())
