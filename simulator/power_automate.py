@@ -10,6 +10,7 @@ against the URL's host name with a certificate from a throwaway CA.
 from __future__ import annotations
 
 import json
+import random
 import ssl
 import threading
 import time
@@ -41,11 +42,17 @@ class CallbackServer:
     """An https server on 127.0.0.1 playing Power Automate's trigger endpoints.
 
     ``script(path, [500, 500])`` makes the next requests to ``path`` answer those statuses; after
-    the script (or without one) it answers 202, as Power Automate does.
+    the script (or without one) it answers 202, as Power Automate does, except that a share
+    ``failure_rate`` of unscripted requests answer 503 (counted in ``failures``).
     """
 
-    def __init__(self, ca: trustme.CA | None = None) -> None:
+    def __init__(
+        self, ca: trustme.CA | None = None, *, failure_rate: float = 0.0, seed: int = 5
+    ) -> None:
         self.ca = ca or trustme.CA()
+        self.failure_rate = failure_rate
+        self.failures = 0
+        self._random = random.Random(seed)  # noqa: S311 - which requests fail, not a secret
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[int]] = defaultdict(deque)
         self.received: list[Received] = []
@@ -106,7 +113,13 @@ class CallbackServer:
     def _answer(self, path: str, body: dict[str, Any]) -> int:
         with self._arrived:
             script = self._scripts.get(path)
-            status = script.popleft() if script else 202
+            if script:
+                status = script.popleft()
+            elif self._random.random() < self.failure_rate:
+                status = 503
+                self.failures += 1
+            else:
+                status = 202
             if 200 <= status < 300:
                 self.received.append(Received(path, body, time.time()))
                 self._arrived.notify_all()
