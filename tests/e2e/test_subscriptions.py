@@ -419,3 +419,69 @@ def drain(storage: StorageClients, timeout: float = 30.0) -> None:
     while queue.get_queue_properties().approximate_message_count:
         assert time.monotonic() < deadline, "the delivery queue did not drain"
         time.sleep(0.1)
+
+
+# --- end to end: Partner Center's signed delivery to the subscribed callback -------------------
+
+
+@pytest.fixture
+def webhook(base_url: str, sim: Simulator, events: CallbackServer) -> Iterator[Simulator]:
+    """The simulator's Partner Center with the gateway's receiver registered."""
+    sim.webhooks.retry_delay = 0.05
+    sim.webhooks.register(
+        f"{base_url}/events/partner-center",
+        ["reseller-relationship-accepted-by-customer", "granular-admin-relationship-approved"],
+    )
+    yield sim
+    sim.webhooks.reset()
+
+
+def test_a_customer_accepting_reaches_the_subscribed_flow(
+    api: requests.Session,
+    base_url: str,
+    webhook: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+) -> None:
+    path = "/workflows/on-acceptance/run"
+    subscribe(api, base_url, user(webhook), events.url(path))
+    customer = webhook.webhooks.accept_relationship()
+
+    (got,) = events.wait_for(path, 1)
+    assert got.body["eventName"] == EVENT
+    assert got.body["customerId"] == customer
+    assert got.body["resourceUri"].endswith(f"/v1/customers/{customer}")
+    stored = storage.table(EVENTS_TABLE).get_entity("event", got.body["eventId"])
+    assert stored["EventName"] == EVENT
+    assert got.body["receivedAt"] and got.body["changedAt"]
+
+
+def test_a_duplicated_delivery_reaches_the_flow_once(
+    api: requests.Session,
+    base_url: str,
+    webhook: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+) -> None:
+    path = "/workflows/once/run"
+    subscribe(
+        api, base_url, user(webhook), events.url(path), event="granular-admin-relationship-approved"
+    )
+    webhook.webhooks.fire(
+        "granular-admin-relationship-approved",
+        resource_uri="/v1/customers/2f0c8a52-9f3d-4d3c-9a1e-7f6b5c4d3e2a/relationships/x",
+        resource_name="GranularAdminRelationship",
+        duplicates=3,
+    )
+    events.wait_for(path, 1)
+    deadline = time.monotonic() + 30
+    while (
+        webhook.webhooks.pending()
+        or len([a for a in webhook.webhooks.attempts() if a["status"] == 200]) < 3
+    ):
+        assert time.monotonic() < deadline, "the duplicates were not all delivered"
+        time.sleep(0.05)
+    drain(storage)
+    received = events.received_on(path)
+    assert len(received) == 1
+    assert received[0].body["customerId"] == "2f0c8a52-9f3d-4d3c-9a1e-7f6b5c4d3e2a"
