@@ -2,14 +2,16 @@
 and the time from an event's receipt to its subscribed callbacks (``python -m bench.events``;
 ``make bench`` runs it too).
 
-The stack is the real one, in this process: Azurite (npm), the simulator (its signing certificate
-and key, served and chained under its CA), the function app on the local host over HTTP, its
-queue trigger run by the local queue runner with host.json's settings, and a local https server
-standing in for Power Automate's callbacks. The benchmark plays Partner Center's dispatcher: it
-POSTs signed events open-loop at ``rate`` per second (a slow answer does not slow the next one)
-and times each answer; every event goes to ``subscriptions`` callbacks, and the time from the
-receiver's 200 to each callback's arrival is measured. The baseline, in the same run and at the
-same rate, is ``GET /api/health``: what the local host itself costs per request.
+The stack is the real one: Azurite (npm), the simulator (its signing certificate and key, served
+and chained under its CA), the function app on the local host over HTTP in a process of its own
+(``bench.events_host``), its queue trigger run by the local queue runner with host.json's
+settings, and a local https server standing in for Power Automate's callbacks.
+
+The benchmark plays Partner Center's dispatcher: it POSTs signed events open-loop at ``rate`` per
+second (a slow answer does not slow the next one) and times each answer. Every event goes to
+``subscriptions`` callbacks; the time from the receiver's 200 to each callback's arrival is
+measured. The baseline, in the same run and at the same rate, is ``GET /api/health``: what the
+local host itself costs per request.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -36,11 +37,14 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from gateway.storage import STORAGE_SETTING
+from gateway.storage import STORAGE_SETTING, StorageClients, StorageTarget, ensure_storage
 from partnercenter._webhooks import PartnerCenterEvent
 from simulator import Simulator
 from simulator.azurite import Azurite
-from simulator.power_automate import CallbackServer, ConnectToAdapter
+from simulator.power_automate import CallbackServer
+
+from .events_host import EventsHost
+from .soak import free_port
 
 EVENT = "reseller-relationship-accepted-by-customer"
 RECEIVER_P99_TARGET_MS = 50.0
@@ -132,56 +136,27 @@ def open_loop(rate: float, seconds: float, action: Callable[[], Any]) -> list[An
 
 @contextmanager
 def event_stack(callbacks: CallbackServer, *, folder: str) -> Iterator[dict[str, Any]]:
-    """Azurite, the simulator and the app on the local host with its queue trigger running;
-    deliveries go to ``callbacks``. Yields the URLs and handles the benchmark needs."""
-    # Imported here: the app reads its settings from the environment set just before.
+    """Azurite, the simulator, and the app on the local host (a child process, as the Functions
+    worker is) with its queue trigger running; deliveries go to ``callbacks``."""
     with Azurite() as azurite:
+        clients = StorageClients(StorageTarget.from_connection_string(azurite.connection_string))
+        ensure_storage(clients)
+        clients.close()
         sim = Simulator(state_dir=folder).start()
-        saved = dict(os.environ)
+        port = free_port()
+        env = {
+            **os.environ,
+            **sim.settings(),
+            STORAGE_SETTING: azurite.connection_string,
+            "PYTHONUNBUFFERED": "1",
+        }
+        host = EventsHost(env, port, callbacks, Path(folder))
         try:
-            os.environ.update(sim.settings())
-            os.environ[STORAGE_SETTING] = azurite.connection_string
-            with _app_host(callbacks, folder) as base_url:
-                yield {"sim": sim, "base_url": base_url}
+            host.start()
+            yield {"sim": sim, "base_url": f"http://127.0.0.1:{port}/api"}
         finally:
+            host.stop()
             sim.stop()
-            os.environ.clear()
-            os.environ.update(saved)
-
-
-@contextmanager
-def _app_host(callbacks: CallbackServer, folder: str) -> Iterator[str]:
-    from function_app import app  # noqa: PLC0415 - after the environment is set
-    from gateway.callbacks import CallbackHosts, CallbackSession  # noqa: PLC0415
-    from gateway.delivery import EventDelivery, set_delivery  # noqa: PLC0415
-    from gateway.devserver import serve_app  # noqa: PLC0415
-    from gateway.local_queues import QueueOptions, QueueTriggerRunner  # noqa: PLC0415
-    from gateway.registry import app_functions  # noqa: PLC0415
-    from gateway.runtime import set_runtime  # noqa: PLC0415
-    from gateway.storage import ensure_storage, set_storage_clients, storage_clients  # noqa: PLC0415
-
-    set_runtime(None)
-    set_storage_clients(None)
-    clients = storage_clients()
-    ensure_storage(clients)
-    session = CallbackSession(CallbackHosts.parse([".logic.azure.com"]))
-    session.mount(
-        "https://", ConnectToAdapter(callbacks.port, callbacks.write_ca(f"{folder}/cb.pem"))
-    )
-    set_delivery(EventDelivery(clients, session))
-    options = QueueOptions.from_host_json(REPO_ROOT / "host.json")
-    runner = QueueTriggerRunner(app_functions(app).queues, clients, options).start()
-    server = serve_app(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/api"
-    finally:
-        server.shutdown()
-        runner.stop()
-        set_delivery(None)
-        set_storage_clients(None)
-        set_runtime(None)
 
 
 def subscribe(base_url: str, sim: Simulator, callbacks: CallbackServer, count: int) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-from bench.soak import Process, free_port
+from bench.soak import free_port
 from gateway.storage import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, STORAGE_SETTING
 from partnercenter._webhooks import PartnerCenterEvent
 from simulator import Simulator
@@ -39,6 +39,7 @@ from simulator._webhooks import MAX_ATTEMPTS
 from simulator.azurite import Azurite
 from simulator.power_automate import CallbackServer
 
+from .events_host import EventsHost
 from .storage_faults import FaultyProxy
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,50 +63,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-seconds", type=float, default=45.0)
     parser.add_argument("--no-restart", action="store_true", help="keep the host running")
     return parser.parse_args(argv)
-
-
-class Host:
-    """The local host as a child process, restartable on the same port."""
-
-    def __init__(self, env: dict[str, str], port: int, callbacks: CallbackServer, folder: Path):
-        self.env = env
-        self.port = port
-        self.ca_file = callbacks.write_ca(str(folder / "callback-ca.pem"))
-        self.callback_port = callbacks.port
-        self.folder = folder
-        self.starts = 0
-        self.process: Process | None = None
-
-    def start(self) -> None:
-        self.starts += 1
-        log = open(self.folder / f"host-{self.starts}.log", "w+")  # noqa: SIM115 - kept for stop
-        self.process = Process(
-            "the host",
-            [
-                sys.executable,
-                "-m",
-                "bench.events_host",
-                f"--port={self.port}",
-                f"--callback-port={self.callback_port}",
-                f"--callback-ca={self.ca_file}",
-            ],
-            self.env,
-            log,
-        )
-        self.process.wait_for_line("Serving the function app on", timeout=90)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process.log.close()
-            self.process = None
-
-    def restart(self) -> float:
-        """Stop and start again; the seconds it was down."""
-        started = time.monotonic()
-        self.stop()
-        self.start()
-        return time.monotonic() - started
 
 
 def proxied_connection_string(table_port: int, queue_port: int) -> str:
@@ -156,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             STORAGE_SETTING: proxied_connection_string(tables.port, queues.port),
             "PYTHONUNBUFFERED": "1",
         }
-        host = Host(env, port, callbacks, folder)
+        host = EventsHost(env, port, callbacks, folder)
         fired: dict[str, tuple[str, str]] = {}  # correlation id -> (event id, event name)
         downtime: list[float] = []
         try:

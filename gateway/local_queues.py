@@ -41,8 +41,9 @@ from .storage import STORAGE_SETTING, StorageClients
 
 logger = logging.getLogger("gateway.local_queues")
 
-#: How long a fetched message stays invisible while its function runs (the host's default).
-PROCESSING_VISIBILITY_SECONDS = 600
+#: How long a fetched message stays invisible while its function runs: the host's 10 minutes,
+#: renewed at half-time for as long as the function runs.
+PROCESSING_VISIBILITY_SECONDS = 600.0
 #: The host's shortest wait between empty polls (``QueuePollingIntervals.Minimum``).
 MIN_POLLING_INTERVAL = 0.1
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
@@ -57,6 +58,9 @@ class QueueOptions:
     max_polling_interval: float = 60.0
     visibility_timeout: float = 0.0
     max_dequeue_count: int = 5
+    #: Not a host.json setting: the host's fixed 10 minutes (a shorter one brings the messages of
+    #: a host that died back sooner, e.g. in a soak that kills it).
+    processing_visibility: float = PROCESSING_VISIBILITY_SECONDS
 
     @classmethod
     def from_host_json(cls, path: Path) -> QueueOptions:
@@ -158,7 +162,7 @@ class QueueListener:
                     queue.receive_messages(
                         max_messages=self._options.batch_size,
                         messages_per_page=self._options.batch_size,
-                        visibility_timeout=PROCESSING_VISIBILITY_SECONDS,
+                        visibility_timeout=round(self._options.processing_visibility),
                     )
                 )
             except AzureError as err:
@@ -192,8 +196,10 @@ class QueueListener:
         if message.dequeue_count > self._options.max_dequeue_count:
             self._to_poison(message)
             return
+        lease = _Lease(queue, message, self._options.processing_visibility)
         try:
-            self.function.handler(**{self.function.arg_name: _queue_message(message)})
+            with lease:
+                self.function.handler(**{self.function.arg_name: _queue_message(message)})
         except Exception:
             logger.exception(
                 "%s failed on message %s (dequeue count %d)",
@@ -202,28 +208,60 @@ class QueueListener:
                 message.dequeue_count,
             )
             if message.dequeue_count >= self._options.max_dequeue_count:
-                self._to_poison(message)
+                self._to_poison(message, lease.pop_receipt)
             else:
                 queue.update_message(
                     message.id,
-                    message.pop_receipt,
+                    lease.pop_receipt,
                     visibility_timeout=round(self._options.visibility_timeout),
                 )
             return
-        queue.delete_message(message.id, message.pop_receipt)
+        queue.delete_message(message.id, lease.pop_receipt)
 
-    def _to_poison(self, message: Any) -> None:
+    def _to_poison(self, message: Any, pop_receipt: str | None = None) -> None:
         name = f"{self.function.queue_name}-poison"
         poison = self._clients.queue(name)
         with contextlib.suppress(ResourceExistsError):
             poison.create_queue()
         poison.send_message(_body_bytes(message.content).decode("utf-8", "replace"))
         self._clients.queue(self.function.queue_name).delete_message(
-            message.id, message.pop_receipt
+            message.id, pop_receipt or message.pop_receipt
         )
         logger.warning(
             "message %s moved to %s after %d dequeues", message.id, name, message.dequeue_count
         )
+
+
+class _Lease:
+    """Keeps a fetched message invisible while its function runs, renewing the visibility at
+    half-time as the host does; each renewal gives the message a new pop receipt."""
+
+    def __init__(self, queue: Any, message: Any, visibility: float) -> None:
+        self._queue = queue
+        self._id = message.id
+        self.pop_receipt: str = message.pop_receipt
+        self._visibility = visibility
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._done.wait(self._visibility / 2):
+            try:
+                receipt = self._queue.update_message(
+                    self._id, self.pop_receipt, visibility_timeout=round(self._visibility)
+                )
+            except AzureError as err:
+                logger.warning("could not renew message %s: %s", self._id, type(err).__name__)
+                continue
+            self.pop_receipt = receipt.pop_receipt
 
 
 def _body_bytes(content: object) -> bytes:

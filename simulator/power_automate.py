@@ -129,6 +129,9 @@ class CallbackServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as Power Automate's endpoints: no TLS handshake per callback.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
