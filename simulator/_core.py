@@ -23,7 +23,7 @@ from simulator._stats import Stats
 from simulator._tokens import TokenIssuer, new_identity
 from simulator._webhooks import WebhookService
 
-DEFAULT_USER_SCOPES = ("RelationshipRequest.Read", "Agreements.Read")
+DEFAULT_USER_SCOPES = ("RelationshipRequest.Read", "Agreements.Read", "Events.Subscribe")
 
 
 class Simulator:
