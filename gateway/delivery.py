@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .callbacks import CallbackSession, CallbackUrlError, callback_hosts
+from .event_store import EVENT_PARTITION
 from .runtime import get_runtime
 from .schemas import EventNotification
 from .storage import (
@@ -52,8 +53,6 @@ from .subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger("gateway.delivery")
 
-#: The events table's one partition (the events contract).
-EVENT_PARTITION = "event"
 #: (connect, read) seconds for one callback. Power Automate answers a trigger callback at once
 #: (202) and runs the flow afterwards.
 CALLBACK_TIMEOUT = (5.0, 15.0)

@@ -9,6 +9,7 @@ Entra ID and Partner Center and points the service at it.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -223,6 +224,18 @@ def _example_curl(port: int, sim: Any) -> str:
             f'curl -s -H "Authorization: Bearer $TOKEN" '
             f'"{url}/customers/{CUSTOMER_MCA}/agreements?type=MicrosoftCustomerAgreement"',
             f"curl -s {url}/health",
+            "# Partner Center events: register the receiver, then a customer accepts",
+            f"SIM={sim.partner_center_url}/_sim CA={shlex.quote(sim.ca_bundle)}",
+            'curl -s --cacert "$CA" -X POST "$SIM/webhooks/registration" -d '
+            + shlex.quote(
+                json.dumps(
+                    {
+                        "url": f"{url}/events/partner-center",
+                        "events": ["reseller-relationship-accepted-by-customer", "test-created"],
+                    }
+                )
+            ),
+            'curl -s --cacert "$CA" -X POST "$SIM/customers/accept-relationship" -d "{}"',
         ]
     )
 

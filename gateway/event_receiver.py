@@ -6,8 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from partnercenter import InvalidArgumentError, PartnerCenterEvent, Settings, WebhookVerifier
-from partnercenter._webhooks import MAX_EVENT_BYTES
+from partnercenter import PartnerCenterEvent, Settings, WebhookVerifier, require_event_size
 
 from .event_store import RecordedEvent, record_event
 from .runtime import get_runtime
@@ -39,10 +38,7 @@ def receive_event(headers: Mapping[str, str], body: bytes) -> RecordedEvent:
     (:class:`partnercenter.InvalidArgumentError`), then the event is stored and queued
     (:class:`gateway.storage.StorageUnavailableError` if that fails).
     """
-    if len(body) > MAX_EVENT_BYTES:
-        raise InvalidArgumentError(
-            f"The event is larger than {MAX_EVENT_BYTES} bytes.", argument="body"
-        )
+    require_event_size(body)
     webhook_verifier().verify(headers, body)
     event = PartnerCenterEvent.from_json(body)
     return record_event(storage_clients(), event)

@@ -52,6 +52,11 @@ from ._tokens import (
     TokenProvider,
 )
 from ._transport import build_session
+from ._webhook_registration import (
+    GATEWAY_EVENTS,
+    ValidationStatus,
+    WebhookRegistration,
+)
 from ._webhooks import (
     DEFAULT_CERTIFICATE_HOSTS,
     SIGNATURE_ALGORITHM,
@@ -59,11 +64,13 @@ from ._webhooks import (
     PartnerCenterEvent,
     WebhookVerifier,
     customer_id_of,
+    require_event_size,
 )
 
 __all__ = [
     "CREDENTIAL_SETTINGS",
     "DEFAULT_CERTIFICATE_HOSTS",
+    "GATEWAY_EVENTS",
     "MAX_CACHED_LINKS",
     "SERVICE_USER",
     "SETTINGS",
@@ -105,9 +112,12 @@ __all__ = [
     "UnauthorizedError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "ValidationStatus",
+    "WebhookRegistration",
     "WebhookSignatureError",
     "WebhookVerifier",
     "build_session",
     "customer_id_of",
     "is_guid",
+    "require_event_size",
 ]

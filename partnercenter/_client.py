@@ -12,13 +12,12 @@ import requests
 
 from ._config import Settings
 from ._errors import InvalidArgumentError
-from ._ids import is_guid, new_guid, require_guid
+from ._ids import require_guid
 from ._models import (
     AgreementCollection,
     AgreementType,
     ModelT,
     RelationshipRequest,
-    parse_body,
 )
 from ._tokens import (
     IdentityHttpClient,
@@ -30,13 +29,12 @@ from ._tokens import (
 )
 from ._transport import (
     Clock,
-    Deadline,
     RetryPolicy,
     Sleep,
     Transport,
     build_session,
-    deadline_scope,
 )
+from ._webhook_registration import WebhookRegistrationOperations
 
 #: Relationship links kept at most (one per partner tenant and indirect-reseller pair).
 MAX_CACHED_LINKS = 1024
@@ -48,7 +46,7 @@ class _CachedLink:
     expires_at: float
 
 
-class PartnerCenterClient:
+class PartnerCenterClient(WebhookRegistrationOperations):
     """Partner Center operations on behalf of a user (or the configured service user).
 
     One instance per process: it owns the connection pool and the token cache. Thread-safe.
@@ -184,27 +182,7 @@ class PartnerCenterClient:
         principal: Principal,
         correlation_id: str | None,
     ) -> ModelT:
-        if correlation_id is None:
-            correlation_id = new_guid()
-        elif not is_guid(correlation_id):
-            raise InvalidArgumentError("correlation_id must be a GUID.", argument="correlation_id")
-        deadline = Deadline(self.settings.partner_center_deadline_seconds, self._clock)
-        with deadline_scope(deadline):
-            token = self.tokens.get_token(principal, deadline)
-            response, request_id = self._transport.get(
-                path,
-                params=params,
-                token=token,
-                correlation_id=correlation_id,
-                deadline=deadline,
-            )
-        return parse_body(
-            model,
-            response.content,
-            status=response.status_code,
-            request_id=request_id,
-            correlation_id=correlation_id,
-        )
+        return self._call("GET", model, path, principal, correlation_id, params=params)
 
     def _partner_tenant(self, principal: Principal) -> str:
         if isinstance(principal, OnBehalfOf):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ._errors import (
     ApiError,
@@ -231,6 +232,14 @@ def build_session(pool_size: int, urls: Iterable[str] = ()) -> requests.Session:
     return session
 
 
+def never_sent(err: requests.RequestException) -> bool:
+    """Whether the connection could not even be opened (the request never reached the server)."""
+    if isinstance(err, requests.ConnectTimeout):
+        return True
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
 class Transport:
     """Sends Partner Center requests with its headers, retrying within the call's deadline."""
 
@@ -269,6 +278,31 @@ class Transport:
         deadline: Deadline,
     ) -> tuple[requests.Response, str]:
         """GET ``path``; returns the success response and the request id it was sent with."""
+        return self.send(
+            "GET",
+            path,
+            params=params,
+            token=token,
+            correlation_id=correlation_id,
+            deadline=deadline,
+        )
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str],
+        token: str,
+        correlation_id: str,
+        deadline: Deadline,
+        body: Mapping[str, Any] | None = None,
+        replay_safe: bool = True,
+    ) -> tuple[requests.Response, str]:
+        """Send one logical request (``body`` as JSON), retrying within ``deadline`` with one
+        ``MS-RequestId``. With ``replay_safe`` False (a POST that creates something), only the
+        failures Partner Center cannot have acted on are retried: 429, 503 with ``Retry-After``,
+        a connection that could not be opened."""
         request_id = new_guid()  # kept across retries: Partner Center's idempotency key
         headers = {
             **self._static_headers,
@@ -286,11 +320,14 @@ class Transport:
                     f"No answer from Partner Center within the deadline ({attempt - 1} attempts).",
                     **ids,
                 )
+            unacted = False
             started = self._clock()
             try:
-                response = self._session.get(
+                response = self._session.request(
+                    method,
                     url,
-                    params=params,
+                    params=params or None,
+                    json=body,
                     headers=headers,
                     timeout=(deadline.timeout(CONNECT_TIMEOUT), deadline.timeout(READ_TIMEOUT)),
                     allow_redirects=False,
@@ -300,15 +337,18 @@ class Transport:
                     f"Partner Center did not answer in time ({type(err).__name__}).", **ids
                 )
                 status = None
+                unacted = never_sent(err)
             except requests.RequestException as err:
                 failure = UpstreamError(
                     f"Could not reach Partner Center ({type(err).__name__}).", **ids
                 )
                 status = None
+                unacted = never_sent(err)
             else:
                 status = response.status_code
                 logger.info(
-                    "partner center GET %s -> %s in %.0f ms (attempt %d)",
+                    "partner center %s %s -> %s in %.0f ms (attempt %d)",
+                    method,
                     path,
                     status,
                     (self._clock() - started) * 1000,
@@ -321,12 +361,16 @@ class Transport:
                 failure = error_for_status(status, response.content, retry_after=retry_after, **ids)
                 if not self.policy.is_retryable(status):
                     raise failure
+                unacted = status == 429 or (status == 503 and retry_after is not None)
+            if not (replay_safe or unacted):
+                raise failure
             delay = self._next_delay(failure, attempt)
             # Out of attempts, or the wait would pass the deadline: fail now, with the advice.
             if attempt >= self.policy.max_attempts or delay >= deadline.remaining():
                 raise failure
             logger.warning(
-                "partner center GET %s failed (%s); retry %d in %.2f s",
+                "partner center %s %s failed (%s); retry %d in %.2f s",
+                method,
                 path,
                 status if status is not None else type(failure).__name__,
                 attempt,

@@ -69,6 +69,8 @@ CERTIFICATE_CACHE_SECONDS = 3600.0
 REFUSAL_CACHE_SECONDS = 60.0
 #: (connect, read) seconds for the certificate download.
 FETCH_TIMEOUT = (3.05, 5.0)
+#: Seconds a whole certificate download may take.
+FETCH_TOTAL_SECONDS = 10.0
 _CACHE_ENTRIES = 32
 #: Certificates in a chain completed through Authority Information Access, the leaf included.
 _MAX_AIA_CHAIN = 4
@@ -115,10 +117,7 @@ class PartnerCenterEvent:
     @classmethod
     def from_json(cls, body: bytes) -> PartnerCenterEvent:
         """Parse a delivery's body; :class:`InvalidArgumentError` names what is wrong."""
-        if len(body) > MAX_EVENT_BYTES:
-            raise InvalidArgumentError(
-                f"The event is larger than {MAX_EVENT_BYTES} bytes.", argument="body"
-            )
+        require_event_size(body)
         try:
             payload = json.loads(body.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError):
@@ -134,6 +133,14 @@ class PartnerCenterEvent:
             resource_name=_text(payload, "ResourceName", required=False),
             audit_uri=_text(payload, "AuditUri", required=False),
             resource_change_utc_date=_text(payload, "ResourceChangeUtcDate", required=True),
+        )
+
+
+def require_event_size(body: bytes) -> None:
+    """Refuse a body larger than any Partner Center event (:class:`InvalidArgumentError`)."""
+    if len(body) > MAX_EVENT_BYTES:
+        raise InvalidArgumentError(
+            f"The event is larger than {MAX_EVENT_BYTES} bytes.", argument="body"
         )
 
 
@@ -441,12 +448,17 @@ class WebhookVerifier:
                         "The signing certificate is too large.", check="certificate"
                     )
                 data = bytearray()
+                # The read timeout bounds each read, not the whole: a server dripping bytes
+                # must not hold the delivery (and Partner Center's attempt) for long.
+                give_up = time.monotonic() + FETCH_TOTAL_SECONDS
                 for chunk in response.iter_content(8192):
                     data += chunk
                     if len(data) > self._max_bytes:
                         raise WebhookSignatureError(
                             "The signing certificate is too large.", check="certificate"
                         )
+                    if time.monotonic() > give_up:
+                        raise requests.Timeout("the certificate download took too long")
                 return bytes(data)
         except requests.RequestException as err:
             logger.warning("webhook certificate download failed: %s", type(err).__name__)
@@ -527,6 +539,7 @@ __all__ = [
     "customer_id_of",
     "normalise_host",
     "parse_certificates",
+    "require_event_size",
     "trust_bundle_path",
     "verify_certificate",
 ]

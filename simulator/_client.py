@@ -75,6 +75,35 @@ class SimulatorClient:
         result: dict[str, str] = self._call("GET", "settings")
         return result
 
+    def register_webhook(self, url: str, events: list[str], **kwargs: Any) -> dict[str, Any]:
+        """See :meth:`simulator._webhooks.WebhookService.register` (also ``retry_delay``)."""
+        result: dict[str, Any] = self._call(
+            "POST", "webhooks/registration", {"url": url, "events": events, **kwargs}
+        )
+        return result
+
+    def fire_event(self, event_name: str, **kwargs: Any) -> dict[str, Any]:
+        """See :meth:`simulator._webhooks.WebhookService.fire`."""
+        result: dict[str, Any] = self._call(
+            "POST", "webhooks/events", {"event_name": event_name, **kwargs}
+        )
+        return result
+
+    def webhook_attempts(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt so far."""
+        return list(self._call("GET", "webhooks/attempts")["attempts"])
+
+    def webhook_pending(self) -> int:
+        """Deliveries waiting for their (next) attempt."""
+        return int(self._call("GET", "webhooks/attempts")["pending"])
+
+    def accept_relationship(self, customer_id: str | None = None, *, indirect: bool = False) -> str:
+        """See :meth:`simulator.Simulator.accept_relationship`."""
+        body: dict[str, Any] = {"indirect": indirect}
+        if customer_id is not None:
+            body["customer_id"] = customer_id
+        return str(self._call("POST", "customers/accept-relationship", body)["customerId"])
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()

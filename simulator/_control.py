@@ -25,6 +25,20 @@ _USER_TOKEN_ARGS = frozenset(
 _APP_TOKEN_ARGS = frozenset({"roles", "audience", "issuer", "expires_in", "app_id"})
 _REFRESH_TOKEN_ARGS = frozenset({"oid", "tid", "mfa", "expired"})
 _LATENCY_ARGS = frozenset({"token", "api"})
+_REGISTER_ARGS = frozenset({"url", "events", "ms_signature_header", "retry_delay"})
+_FIRE_ARGS = frozenset(
+    {
+        "event_name",
+        "resource_uri",
+        "resource_name",
+        "audit_uri",
+        "changed_at",
+        "duplicates",
+        "delay",
+        "forgery",
+    }
+)
+_ACCEPT_ARGS = frozenset({"customer_id", "indirect"})
 
 
 class ControlPlane:
@@ -49,6 +63,17 @@ class ControlPlane:
             ("POST", "latency"): lambda body: sim.set_latency(**_kwargs(body, _LATENCY_ARGS)),
             ("POST", "rotate-signing-key"): lambda _: sim.rotate_signing_key(),
             ("GET", "settings"): lambda _: sim.settings(),
+            ("POST", "webhooks/registration"): self._register,
+            ("POST", "webhooks/events"): lambda body: sim.webhooks.fire(
+                **_kwargs(body, _FIRE_ARGS)
+            ),
+            ("GET", "webhooks/attempts"): lambda _: {
+                "attempts": sim.webhooks.attempts(),
+                "pending": sim.webhooks.pending(),
+            },
+            ("POST", "customers/accept-relationship"): lambda body: {
+                "customerId": sim.accept_relationship(**_kwargs(body, _ACCEPT_ARGS))
+            },
         }
 
     def handle(self, request: Request) -> Response:
@@ -70,6 +95,12 @@ class ControlPlane:
         faults = [Fault.from_dict(item) for item in body]
         self._sim.faults.add(*faults)
         return {"added": len(faults)}
+
+    def _register(self, body: Any) -> dict[str, Any]:
+        args = _kwargs(body, _REGISTER_ARGS)
+        if "retry_delay" in args:
+            self._sim.webhooks.retry_delay = float(args.pop("retry_delay"))
+        return self._sim.webhooks.register(**args)
 
 
 def _kwargs(body: Any, allowed: frozenset[str]) -> dict[str, Any]:

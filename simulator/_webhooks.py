@@ -19,6 +19,7 @@ import heapq
 import itertools
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -50,6 +51,9 @@ WRONG_ORGANIZATION_CERTIFICATE = "wrong-organization.cer"
 UNTRUSTED_CERTIFICATE = "untrusted-ca.cer"
 #: Partner Center makes 10 delivery attempts, then drops the event into an offline queue.
 MAX_ATTEMPTS = 10
+#: Partner Center sends at most two test events a minute.
+TEST_EVENTS_PER_WINDOW = 2
+TEST_EVENT_WINDOW = 60.0
 
 #: The events a registration may name (Partner Center's current list, abridged).
 WEBHOOK_EVENTS: tuple[str, ...] = (
@@ -199,6 +203,7 @@ class WebhookService:
         self._sequence = itertools.count()
         self._attempts: list[dict[str, Any]] = []
         self._validations: dict[str, dict[str, Any]] = {}
+        self._test_events: list[float] = []
         self._worker: threading.Thread | None = None
         self._session = requests.Session()
         self._session.trust_env = False
@@ -213,7 +218,6 @@ class WebhookService:
         self._wrong_organization = _leaf(issuer_cert, issuer_key, "Contoso Ltd", aia_url=None)
         stranger_cert, stranger_key = _load_ca(trustme.CA(organization_name="Not trusted"))
         self._untrusted = _leaf(stranger_cert, stranger_key, "Microsoft Corporation", aia_url=None)
-        self._stranger_der = stranger_cert.public_bytes(serialization.Encoding.DER)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -233,9 +237,9 @@ class WebhookService:
     def stop(self) -> None:
         """Stop delivering (pending deliveries are dropped)."""
         with self._wake:
+            worker, self._worker = self._worker, None
             self._queue.clear()
             self._wake.notify_all()
-        worker, self._worker = self._worker, None
         if worker is not None:
             worker.join(5)
 
@@ -246,6 +250,7 @@ class WebhookService:
             self._queue.clear()
             self._attempts.clear()
             self._validations.clear()
+            self._test_events = []
             self.retry_delay = 1.0
 
     # --- certificates --------------------------------------------------------------------------
@@ -338,6 +343,14 @@ class WebhookService:
     def _validation_event(self) -> Response:
         with self._lock:
             registration = self.registration
+            now_s = time.monotonic()
+            recent = [t for t in self._test_events if now_s - t < TEST_EVENT_WINDOW]
+            if registration is not None and len(recent) >= TEST_EVENTS_PER_WINDOW:
+                wait = max(1, math.ceil(TEST_EVENT_WINDOW - (now_s - recent[0])))
+                response = _error(429, "429", "Rate limit is exceeded: two test events a minute.")
+                response.headers["Retry-After"] = str(wait)
+                return response
+            self._test_events = [*recent, now_s]
         if registration is None:
             return _error(404, "2100", "No webhook registration exists for this partner.")
         correlation_id = str(uuid.uuid4())

@@ -11,7 +11,7 @@ import requests
 
 from gateway.storage import DELIVERY_QUEUE, StorageClients, set_storage_clients, storage_clients
 from partnercenter import PartnerCenterEvent
-from simulator import Simulator
+from simulator import Simulator, SimulatorClient
 from simulator._webhooks import FORGERIES
 
 from ..connector.test_responses import assert_as_described
@@ -264,3 +264,31 @@ def test_an_oversized_body_is_refused_before_any_signature_work(
     response = api.post(receiver_url, data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert "larger than" in response.json()["detail"]
+
+
+def test_the_control_plane_drives_webhooks(
+    registered: Simulator, receiver_url: str, service_env: dict[str, str]
+) -> None:
+    """What a simulator in another process (benchmarks, soak) is driven with."""
+    client = SimulatorClient(registered.partner_center_url, registered.ca_bundle)
+    try:
+        registration = client.register_webhook(
+            receiver_url, ["reseller-relationship-accepted-by-customer"], retry_delay=0.05
+        )
+        assert registration["WebhookUrl"] == receiver_url
+        customer = client.accept_relationship()
+        wait_for(
+            lambda: [a for a in client.webhook_attempts() if a["status"] == 200],
+            what="the delivery",
+        )
+        rows = list(
+            storage_clients()
+            .table("events")
+            .query_entities("CustomerId eq @c", parameters={"c": customer})
+        )
+        assert len(rows) == 1
+        assert client.webhook_pending() == 0
+        skipped = client.fire_event("invoice-ready")
+        assert skipped == {"delivered": False, "reason": "invoice-ready is not registered"}
+    finally:
+        client.close()
