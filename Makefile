@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 7071
 
-.PHONY: venv node run test test-oldest-functions lint lint-python sim consent connector bench soak clean
+.PHONY: venv node run test test-oldest-functions lint lint-python sim consent connector bench soak soak-events clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -113,6 +113,10 @@ bench: venv
 ## soak: 200 concurrent callers for 30 s through the local host, 1% injected faults
 soak: venv
 	$(BIN)/python -m bench.soak
+
+## soak-events: Partner Center events for 20 s through receiver, queue and callbacks, with 1% storage faults, failing callbacks and a host restart
+soak-events: venv node
+	$(BIN)/python -m bench.events_soak
 
 clean:
 	rm -rf $(VENV) .venv-* node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -27,6 +27,10 @@ class BenchConfig:
     burst_callers: int = 64
     cached_link_calls: int = 300
     seed: int = 6
+    #: Partner Center events: per second, for how long, to how many subscriptions (bench.events).
+    event_rate: float = 50.0
+    event_seconds: float = 20.0
+    event_subscriptions: int = 3
     out_dir: Path = DEFAULT_RESULTS
     quick: bool = False
     profile: bool = False
@@ -52,6 +56,7 @@ QUICK = BenchConfig(
     cache_users=2_000,
     cache_cap=200,
     cached_link_calls=100,
+    event_seconds=5.0,
     quick=True,
 )
 
@@ -116,6 +121,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         "--cached-link-calls", type=_positive, help="cached relationship requests timed"
     )
     parser.add_argument("--seed", type=int, help="seed of the call order (6)")
+    parser.add_argument("--event-rate", type=float, help="Partner Center events per second (50)")
+    parser.add_argument("--event-seconds", type=float, help="how long events are sent (20)")
+    parser.add_argument(
+        "--event-subscriptions", type=_positive, help="subscriptions each event goes to (3)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -137,6 +147,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         "burst_callers": args.burst_callers,
         "cached_link_calls": args.cached_link_calls,
         "seed": args.seed,
+        "event_rate": args.event_rate,
+        "event_seconds": args.event_seconds,
+        "event_subscriptions": args.event_subscriptions,
         "out_dir": args.out,
     }
     return replace(config, **{k: v for k, v in explicit.items() if v is not None})

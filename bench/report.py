@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import MODES, BenchConfig
+from .events import DELIVERY_P50_TARGET_MS, RECEIVER_P99_TARGET_MS
 
 Row = list[str]
 
@@ -253,7 +254,32 @@ def targets(results: dict[str, Any], pool_size: int) -> list[Target]:
             f"{_token_reqs(link)} token requests, {sum(link['connections'].values())} connections",
         )
     )
+    found.extend(event_targets(results["events"]))
     return found
+
+
+def event_targets(result: dict[str, Any]) -> list[Target]:
+    """The events targets: the receiver's p99 answer time and the p50 receipt to callback."""
+    receiver, delivery = result["receiver_ms"], result["receipt_to_callback_ms"]
+    health = result["baseline_health_ms"]
+    complete = result["callbacks_arrived"] == result["callbacks_expected"]
+    return [
+        Target(
+            f"webhook receiver p99 <= {RECEIVER_P99_TARGET_MS:g} ms at {result['rate']:g} events/s",
+            receiver["p99"] <= RECEIVER_P99_TARGET_MS
+            and result["events_acknowledged"] == result["events_sent"],
+            f"p50 {receiver['p50']:.1f} ms, p99 {receiver['p99']:.1f} ms over "
+            f"{result['events_sent']} events ({result['events_acknowledged']} acknowledged); "
+            f"baseline GET /api/health p50 {health['p50']:.1f} ms, p99 {health['p99']:.1f} ms",
+        ),
+        Target(
+            f"receipt to callback p50 <= {DELIVERY_P50_TARGET_MS:g} ms, every callback arrives",
+            delivery["p50"] <= DELIVERY_P50_TARGET_MS and complete,
+            f"p50 {delivery['p50']:.0f} ms, p95 {delivery['p95']:.0f} ms; "
+            f"{result['callbacks_arrived']} of {result['callbacks_expected']} callbacks "
+            f"({result['subscriptions']} subscriptions)",
+        ),
+    ]
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from partnercenter import Settings
 from simulator import CUSTOMERS
 from simulator.data import derived_guid
 
-from . import report
+from . import events, report
 from .config import MODES, BenchConfig
 from .simproc import REPO_ROOT, SimulatorProcess
 
@@ -183,6 +183,13 @@ class Bench:
                 print(f"  profile: warm in-process calls -> {config.out_dir}/profile.txt")
                 self._worker(sim, {**common, "task": "profile"})
             print(
+                f"  events: {config.event_rate:g}/s for {config.event_seconds:g} s to "
+                f"{config.event_subscriptions} subscriptions (Azurite, signed deliveries, "
+                "callbacks)",
+                flush=True,
+            )
+            event_figures = self._events()
+            print(
                 f"  cold start: {config.cold_start_runs} fresh processes import function_app, "
                 "index it and answer a first request",
                 flush=True,
@@ -204,7 +211,32 @@ class Bench:
             "cached_relationship_request": link,
             "token_cache_memory": memory,
             "cold_start": cold,
+            "events": event_figures,
         }
+
+    def _events(self) -> dict[str, Any]:
+        """bench.events in a fresh interpreter (it runs its own Azurite and simulator)."""
+        config = self.config
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.events",
+                "--json",
+                f"--rate={config.event_rate}",
+                f"--seconds={config.event_seconds}",
+                f"--subscriptions={config.event_subscriptions}",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=_WORKER_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.events failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
 
 
 def reproduce_command(argv: list[str]) -> str:
@@ -236,6 +268,8 @@ def main(argv: list[str], config: BenchConfig) -> int:
         "peak RSS = resident memory above the run's start; conns = new TCP connections at the "
         "simulator"
     )
+    print()
+    print("\n".join(events.lines(results["events"])))
     print()
     for target in found:
         print(target.line())

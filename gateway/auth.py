@@ -43,6 +43,7 @@ class Permission(StrEnum):
     RELATIONSHIP_REQUEST_READ = "RelationshipRequest.Read"
     AGREEMENTS_READ = "Agreements.Read"
     AGREEMENTS_READ_WRITE = "Agreements.ReadWrite"
+    EVENTS_SUBSCRIBE = "Events.Subscribe"
 
 
 class ForbiddenError(AuthenticationError):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ import azure.functions as func
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
+
+from partnercenter import ConfigurationError
 
 from .admin_functions import ADMIN_PREFIX, AdminFunctions
 from .auth import Permission
@@ -46,6 +49,7 @@ from .host_request import (
     host_url,
 )
 from .http import CORRELATION_HEADER, correlation_id_of, new_correlation_id, problem_response
+from .local_queues import QueueOptions, QueueTriggerRunner
 from .local_timers import TimerScheduler
 from .logs import configure_logging, correlation_scope
 from .problems import (
@@ -424,6 +428,20 @@ def _start_azurite() -> Any:
     return emulator
 
 
+def _start_queue_triggers(app: func.FunctionApp) -> QueueTriggerRunner | None:
+    """Run the app's queue-triggered functions, as the Functions host would, if it has any."""
+    functions = app_functions(app).queues
+    if not functions:
+        return None
+    options = QueueOptions.from_host_json(Path(__file__).resolve().parents[1] / "host.json")
+    try:
+        clients = storage_clients()
+    except ConfigurationError as err:
+        logger.warning("queue triggers not started: %s", err)
+        return None
+    return QueueTriggerRunner(functions, clients, options).start()
+
+
 def _example_curl(port: int, sim: Any) -> str:
     # Every permission of the API, so that the attestation can be tried too.
     token = sim.user_token(name="Local Developer", scopes=[p.value for p in Permission])
@@ -486,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(host, FunctionHost)
     timers = TimerScheduler(app_functions(app).timers, host.background)
     timers.start()
+    queue_triggers = _start_queue_triggers(app)
     stop = threading.Event()
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
@@ -501,12 +520,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {methods:6} {ROUTE_PREFIX}/{function.route}  ({function.name})", flush=True)
     for name, (_, schedule) in timers.schedules.items():
         print(f"  {'TIMER':6} {schedule.expression}  ({name})", flush=True)
+    for listener in queue_triggers.listeners if queue_triggers is not None else ():
+        queue = listener.function.queue_name
+        print(f"  queue  {queue}  ({listener.function.name})", flush=True)
     if sim is not None:
         print("\nSimulator mode. Try:\n" + _example_curl(args.port, sim) + "\n", flush=True)
     try:
         server.serve_forever()
     finally:
         timers.stop()
+        if queue_triggers is not None:
+            queue_triggers.stop()
         if sim is not None:
             sim.stop()
         if azurite is not None:

@@ -64,10 +64,10 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """An operation's answer when it is not a plain 200: its status and extra headers."""
+    """An answer other than 200 with a JSON body: 201 with ``Location``, or 204 with no body."""
 
-    body: BaseModel
-    status: int = 200
+    status: int
+    body: BaseModel | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -89,10 +89,8 @@ def serve(
             runtime = get_runtime()
             caller = runtime.authenticator.authenticate(req.headers.get("Authorization"))
             caller.require(permission)
-            answer = operation(Call(req, caller, correlation_id, runtime.client))
-            if not isinstance(answer, Reply):
-                answer = Reply(answer)
-            response = json_response(answer.body, correlation_id, answer.status, answer.headers)
+            result = operation(Call(req, caller, correlation_id, runtime.client))
+            response = reply_response(result, correlation_id)
         except Exception as err:
             response = problem_response(problem_for(err, correlation_id))
         served.status = response.status_code
@@ -171,6 +169,22 @@ def parse_json_body(model: type[BodyT], req: func.HttpRequest) -> BodyT:
         else:
             message = f"'{name}': {first['msg']}."
         raise InvalidArgumentError(message, argument=name) from None
+
+
+def reply_response(result: BaseModel | Reply, correlation_id: str) -> func.HttpResponse:
+    """The answer for what an operation returned."""
+    if not isinstance(result, Reply):
+        return json_response(result, correlation_id)
+    if result.body is None:
+        return func.HttpResponse(
+            status_code=result.status,
+            headers={
+                **result.headers,
+                CORRELATION_HEADER: correlation_id,
+                "Cache-Control": "no-store",
+            },
+        )
+    return json_response(result.body, correlation_id, result.status, result.headers)
 
 
 def json_response(

@@ -103,6 +103,10 @@ _SWAGGER_KEYWORDS = frozenset(
         "minItems",
         "uniqueItems",
         "readOnly",
+        # Power Automate's own extensions, declared on fields with ``json_schema_extra``.
+        "x-ms-enum-values",
+        "x-ms-notification-url",
+        "x-ms-visibility",
     }
 )
 _PARAMETER_KEYWORDS = frozenset(
@@ -154,10 +158,15 @@ class OperationDoc:
     errors: tuple[int, ...] = ()
     visibility: Visibility | None = None
     advanced: frozenset[str] = field(default_factory=frozenset)
+    #: The JSON request body, if the operation takes one.
     body: type[BaseModel] | None = None
     body_description: str = ""
     important: frozenset[str] = field(default_factory=frozenset)
     created: str = ""
+    #: The success status: 200, 201 (with a ``Location`` header) or 204 (no body).
+    status: int = 200
+    #: For a webhook trigger (``x-ms-trigger: single``): what each callback receives.
+    notification: type[BaseModel] | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +215,8 @@ _HEADERS: Mapping[str, dict[str, Any]] = {
     "Location": {
         "type": "string",
         "x-ms-summary": "Location",
-        "description": "Where the created resource is listed.",
+        "description": "Where the created resource is (a subscription: where Power Automate "
+        "deletes it).",
     },
 }
 
@@ -322,14 +332,31 @@ def _operation(
         operation["security"] = [{SECURITY_SCHEME: [doc.permission.value]}]
     if doc.visibility is not None:
         operation["x-ms-visibility"] = doc.visibility.value
+    if doc.notification is not None:
+        _merge(definitions, _definitions_of(doc.notification, frozenset()))
+        operation["x-ms-trigger"] = "single"
+        operation["x-ms-notification-content"] = {
+            "description": doc.notification.__doc__ or doc.notification.__name__,
+            "schema": {"$ref": _REF_PREFIX + doc.notification.__name__},
+        }
     return operation
 
 
 def _successes(doc: OperationDoc, definitions: dict[str, Any], marked: set[str]) -> dict[str, Any]:
-    """The success responses of ``doc``: 200, and 201 for an operation that creates."""
+    """The success responses of ``doc``: its status (200; 201 with ``Location``; 204 with no
+    body), and a 201 beside the 200 for an operation that may create (``created``)."""
     where = doc.operation_id
-    success: dict[str, Any] = {"headers": {CORRELATION_HEADER: _HEADERS[CORRELATION_HEADER]}}
-    if doc.response is None:
+    if doc.status not in (200, 201, 204):
+        raise DefinitionError(f"{where}: success is 200, 201 or 204.")
+    headers = {CORRELATION_HEADER: _HEADERS[CORRELATION_HEADER]}
+    if doc.status == 201:
+        headers["Location"] = _HEADERS["Location"]
+    success: dict[str, Any] = {"headers": headers}
+    if doc.status == 204:
+        if doc.response is not None or not doc.response_description:
+            raise DefinitionError(f"{where}: a 204 has no body; describe it in words.")
+        success["description"] = doc.response_description
+    elif doc.response is None:
         if not doc.response_description:
             raise DefinitionError(f"{where}: describe the response it does not model.")
         success.update(description=doc.response_description, schema={"type": "object"})
@@ -341,7 +368,7 @@ def _successes(doc: OperationDoc, definitions: dict[str, Any], marked: set[str])
             raise DefinitionError(f"{where}: the response model needs a docstring.")
         schema = {"$ref": _REF_PREFIX + doc.response.__name__}
         success.update(description=description, schema=schema)
-    successes = {"200": success}
+    successes = {str(doc.status): success}
     if doc.created:
         created_headers = {name: _HEADERS[name] for name in (CORRELATION_HEADER, "Location")}
         successes["201"] = {**success, "description": doc.created, "headers": created_headers}

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic.alias_generators import to_camel
 
 from partnercenter import (
@@ -28,6 +28,8 @@ from partnercenter import (
     PrimaryContact,
 )
 
+from .event_names import EVENT_NAMES
+
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Guid = Annotated[str, Field(pattern=GUID_PATTERN, max_length=36)]
 
@@ -42,6 +44,12 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True
     )
+
+
+EventName = StrEnum("EventName", {name: name for name in EVENT_NAMES})  # type: ignore[misc]
+EVENT_ENUM_VALUES: list[JsonValue] = [
+    {"displayName": title, "value": name} for name, title in EVENT_NAMES.items()
+]
 
 
 class QueryModel(ApiModel):
@@ -324,6 +332,63 @@ class McaStatusResponse(ApiModel):
             primary_contact=agreement.primary_contact if agreement is not None else None,
             template_id=agreement.template_id if agreement is not None else None,
         )
+
+
+class SubscriptionRequest(BodyModel):
+    """A new subscription: which Partner Center event to send, and where."""
+
+    event_name: EventName = Field(
+        title="Event",
+        description="The Partner Center event that starts the flow.",
+        json_schema_extra={"x-ms-enum-values": EVENT_ENUM_VALUES},
+    )
+    callback_url: str = Field(
+        title="Callback URL",
+        description="Where each event is POSTed: the flow's trigger URL, filled in by Power "
+        "Automate.",
+        max_length=2048,
+        json_schema_extra={"x-ms-notification-url": True, "x-ms-visibility": "internal"},
+    )
+
+
+class SubscriptionOut(ApiModel):
+    """A subscription of the caller to a Partner Center event."""
+
+    id: str = Field(title="Subscription id", description="Id to delete the subscription with.")
+    event_name: str = Field(title="Event", description="The Partner Center event name.")
+    created_at: datetime = Field(title="Created at", description="When it was made (UTC).")
+
+
+class SubscriptionList(ApiModel):
+    """The caller's own subscriptions."""
+
+    count: int = Field(title="Count", description="How many subscriptions are listed.")
+    subscriptions: list[SubscriptionOut] = Field(
+        title="Subscriptions", description="The subscriptions; empty when there are none."
+    )
+
+
+class EventNotification(ApiModel):
+    """A Partner Center event, as each subscribed callback receives it."""
+
+    event_id: str = Field(
+        title="Event id",
+        description="The same for every delivery of one event: use it to ignore repeats.",
+    )
+    event_name: str = Field(title="Event", description="The Partner Center event name.")
+    customer_id: str = Field(
+        title="Customer id",
+        description="The customer's tenant id, when the event is about a customer; else empty.",
+    )
+    resource_uri: str = Field(
+        title="Resource URI", description="Partner Center URI of the resource that changed."
+    )
+    changed_at: str = Field(
+        title="Changed at", description="When the resource changed (UTC), as Partner Center said."
+    )
+    received_at: str = Field(
+        title="Received at", description="When the gateway received the event (UTC)."
+    )
 
 
 class HealthResponse(ApiModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +23,11 @@ DEFAULT_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
 DEFAULT_REFRESH_TOKEN_SECRET = "partner-center-refresh-token"  # noqa: S105 - a secret's name
 #: NCRONTAB (seconds first): every day at 03:00 UTC.
 DEFAULT_ROTATION_SCHEDULE = "0 0 3 * * *"
+#: Where Power Automate and Logic Apps put trigger callback URLs:
+#: ``prod-NN.<region>.logic.azure.com`` and ``<environment>.NN.environment.api.powerplatform.com``.
+DEFAULT_EVENT_CALLBACK_HOSTS = ".logic.azure.com,.environment.api.powerplatform.com"
+#: A host name, or ``.suffix`` / ``*.suffix``; international names pass (the gateway checks fully).
+_CALLBACK_HOST = r"^(\*?\.)?[^\W_]([\w.-]*[^\W_])?\.?$"
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "",
     ),
     SettingSpec(
+        "EVENT_CALLBACK_HOSTS",
+        "Hosts event subscription callbacks may be on, comma-separated; `.suffix` allows any host "
+        "under it (default: the Power Automate and Logic Apps callback hosts).",
+        DEFAULT_EVENT_CALLBACK_HOSTS,
+    ),
+    SettingSpec(
         "WEBHOOK_CERTIFICATE_HOSTS",
         "Hosts (comma-separated, host or host:port) that may serve the certificate a Partner "
         "Center webhook delivery is signed with.",
@@ -190,6 +202,7 @@ class Settings(BaseModel):
     partner_center_max_attempts: int = Field(default=5, ge=1, le=10)
     token_cache_max_users: int = Field(default=10000, ge=1, le=10_000_000)
     relationship_request_cache_seconds: float = Field(default=3600.0, ge=0)
+    event_callback_hosts: tuple[str, ...] = tuple(DEFAULT_EVENT_CALLBACK_HOSTS.split(","))
     webhook_certificate_hosts: tuple[str, ...] = Field(
         default=DEFAULT_CERTIFICATE_HOSTS, min_length=1
     )
@@ -211,6 +224,20 @@ class Settings(BaseModel):
         if parts.query or parts.fragment:
             raise ValueError("must not have a query or fragment")
         return value.rstrip("/")
+
+    @field_validator("event_callback_hosts", mode="before")
+    @classmethod
+    def _callback_hosts(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        hosts = tuple(str(item).strip().lower() for item in items if str(item).strip())
+        if not hosts:
+            raise ValueError("name at least one host")
+        for host in hosts:
+            if not re.fullmatch(_CALLBACK_HOST, host) or "@" in host or ":" in host:
+                raise ValueError(f"{host!r} is not a host name or .suffix")
+        return hosts
 
     @field_validator("partner_center_scope")
     @classmethod
@@ -316,6 +343,7 @@ class Settings(BaseModel):
 
 __all__ = [
     "CREDENTIAL_SETTINGS",
+    "DEFAULT_EVENT_CALLBACK_HOSTS",
     "KEY_VAULT_REFERENCE",
     "SETTINGS",
     "SETTING_NAMES",

@@ -34,6 +34,15 @@ GATEWAY_EVENTS: tuple[str, ...] = (
     "granular-admin-relationship-activated",
     "granular-admin-relationship-expired",
     "granular-admin-relationship-terminated",
+    "granular-admin-access-assignment-created",
+    "granular-admin-access-assignment-activated",
+    "granular-admin-access-assignment-updated",
+    "granular-admin-access-assignment-deleted",
+    "dap-admin-relationship-approved",
+    "dap-admin-relationship-terminated",
+    "subscription-updated",
+    "invoice-ready",
+    "azure-fraud-event-detected",
     "test-created",
 )
 

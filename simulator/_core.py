@@ -36,7 +36,7 @@ from simulator._webhooks import WebhookService
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-DEFAULT_USER_SCOPES = ("RelationshipRequest.Read", "Agreements.Read")
+DEFAULT_USER_SCOPES = ("RelationshipRequest.Read", "Agreements.Read", "Events.Subscribe")
 #: The Key Vault secret the gateway keeps the service user's refresh token in (its default name).
 REFRESH_TOKEN_SECRET = "partner-center-refresh-token"
 

@@ -79,7 +79,7 @@ def attest_mca_acceptance(req: func.HttpRequest) -> func.HttpResponse:
     return serve(req, _attest, permission=Permission.AGREEMENTS_READ_WRITE)
 
 
-def _attest(call: Call) -> Reply:
+def _attest(call: Call) -> AttestationResponse | Reply:
     customer_id = call.route_guid("customerId")
     request = call.body(AttestationRequest)
     attestation = call.client.create_customer_agreement(
@@ -91,5 +91,5 @@ def _attest(call: Call) -> Reply:
     )
     body = AttestationResponse.of(customer_id, attestation)
     if not attestation.created:
-        return Reply(body)
-    return Reply(body, 201, {"Location": f"/api/customers/{customer_id}/agreements"})
+        return body
+    return Reply(201, body, {"Location": f"/api/customers/{customer_id}/agreements"})

@@ -153,6 +153,7 @@ var serviceSettings = {
   TOKEN_CACHE_MAX_USERS: string(tokenCacheMaxUsers)
   RELATIONSHIP_REQUEST_CACHE_SECONDS: string(relationshipRequestCacheSeconds)
   ALLOWED_CLIENT_APP_IDS: allowedClientAppIds
+  EVENT_CALLBACK_HOSTS: '.logic.azure.com,.environment.api.powerplatform.com'
   WEBHOOK_CERTIFICATE_HOSTS: webhookCertificateHosts
   PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
 }

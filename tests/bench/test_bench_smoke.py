@@ -26,6 +26,9 @@ TINY = [
     "--cache-cap=20",
     "--burst-callers=8",
     "--cached-link-calls=10",
+    "--event-rate=5",
+    "--event-seconds=1",
+    "--event-subscriptions=1",
 ]
 RUN_KEYS = {
     "mode",
@@ -51,7 +54,7 @@ def bench_run(
         cwd=repo_root(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -81,6 +84,7 @@ def test_json_has_every_figure(bench_run) -> None:
         "table",
         "wall_seconds",
         "config",
+        "events",
     } <= data.keys()
     assert {(r["mode"], r["concurrency"]) for r in data["runs"]} == {
         (mode, c) for mode in ("in-process", "http", "baseline") for c in (1, 2)
@@ -101,6 +105,10 @@ def test_json_has_every_figure(bench_run) -> None:
     assert by_mode["in-process", 1]["token_requests"]["on_behalf_of"] == 3
     assert by_mode["baseline", 1]["token_requests"]["on_behalf_of"] == 6
     assert data["single_flight"]["token_requests"]["on_behalf_of"] == 1
+    # Events: every signed event acknowledged, every callback arrived (no timing asserted).
+    events = data["events"]
+    assert events["events_acknowledged"] == events["events_sent"] == 5
+    assert events["callbacks_arrived"] == events["callbacks_expected"] == 5
     assert data["cached_relationship_request"]["api_calls"] == 0
 
 

@@ -279,7 +279,10 @@ def test_errors_are_problem_details(definition: dict[str, Any]) -> None:
     assert "Retry-After" in definition["responses"]["Throttled"]["headers"]
     assert "WWW-Authenticate" in definition["responses"]["Unauthenticated"]["headers"]
     for _, _, op in operations(definition):
-        assert "x-correlation-id" in op["responses"]["200"]["headers"]
+        successes = [r for status, r in op["responses"].items() if status.startswith("2")]
+        assert successes
+        for success in successes:
+            assert "x-correlation-id" in success["headers"]
 
 
 def test_connector_metadata(definition: dict[str, Any]) -> None:
@@ -322,3 +325,45 @@ def test_readme_has_the_sections_connectors_require() -> None:
         assert section in readme
     for doc in OPERATIONS:
         assert doc.operation_id in readme
+
+
+def test_the_subscribe_operation_is_a_power_automate_webhook_trigger(
+    definition: dict[str, Any],
+) -> None:
+    path, method, subscribe = operation(definition, "WhenPartnerCenterEventOccurs")
+    assert (path, method) == ("/subscriptions", "post")
+    assert subscribe["x-ms-trigger"] == "single"
+    created = subscribe["responses"]["201"]
+    assert "Location" in created["headers"] and "200" not in subscribe["responses"]
+    (body,) = [p for p in subscribe["parameters"] if p.get("in") == "body"]
+    request = resolve(definition, body["schema"])
+    assert set(request["required"]) == {"eventName", "callbackUrl"}
+    callback = request["properties"]["callbackUrl"]
+    assert callback["x-ms-notification-url"] is True
+    assert callback["x-ms-visibility"] == "internal"
+    event = request["properties"]["eventName"]
+    assert "reseller-relationship-accepted-by-customer" in event["enum"]
+    names = {v["value"]: v["displayName"] for v in event["x-ms-enum-values"]}
+    assert names["reseller-relationship-accepted-by-customer"] == (
+        "Reseller relationship accepted by customer"
+    )
+    assert set(names) == set(event["enum"])
+    content = subscribe["x-ms-notification-content"]
+    payload = resolve(definition, content["schema"])
+    assert set(payload["properties"]) == {
+        "eventId",
+        "eventName",
+        "customerId",
+        "resourceUri",
+        "changedAt",
+        "receivedAt",
+    }
+    assert content["description"]
+
+
+def test_the_trigger_is_removed_with_delete_at_its_location(definition: dict[str, Any]) -> None:
+    path, method, remove = operation(definition, "DeleteEventSubscription")
+    assert (path, method) == ("/subscriptions/{subscriptionId}", "delete")
+    assert remove["x-ms-visibility"] == "internal"
+    assert "schema" not in remove["responses"]["204"]
+    assert "404" in remove["responses"]

@@ -40,7 +40,7 @@ def test_discovery_document_and_jwks_validate_issued_tokens(
     assert claims["iss"] == config["issuer"]
     assert claims["amr"] == ["pwd", "mfa"]
     assert claims["idtyp"] == "user"
-    assert claims["scp"] == "RelationshipRequest.Read Agreements.Read"
+    assert claims["scp"] == "RelationshipRequest.Read Agreements.Read Events.Subscribe"
 
 
 def test_unknown_tenant_fails_discovery(sim: Simulator) -> None:
