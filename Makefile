@@ -107,11 +107,11 @@ connector: venv
 
 ## bench: the gateway against the naive way on the same simulated upstream (prints a table)
 # Options: make bench BENCH_ARGS="--quick" (see python -m bench --help).
-bench: venv
+bench: venv node
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## soak: 200 concurrent callers for 30 s through the local host, 1% injected faults
-soak: venv
+soak: venv node
 	$(BIN)/python -m bench.soak
 
 ## soak-events: Partner Center events for 20 s through receiver, queue and callbacks, with 1% storage faults, failing callbacks and a host restart
