@@ -8,6 +8,7 @@ These calls take App+User tokens (and app-only ones, which this client does not 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -15,14 +16,12 @@ from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_pascal
 
 from ._errors import InvalidArgumentError
-from ._ids import is_guid, new_guid
+from ._ids import is_guid
 from ._models import ModelT, PartnerCenterModel, parse_body
-from ._transport import Deadline, deadline_scope
 
 if TYPE_CHECKING:
-    from ._config import Settings
-    from ._tokens import Principal, TokenProvider
-    from ._transport import Clock, Transport
+    from ._tokens import Principal
+    from ._transport import Deadline, Transport
 
 REGISTRATION_PATH = "/webhooks/v1/registration"
 
@@ -105,12 +104,18 @@ def _registration_body(webhook_url: str, events: Iterable[str]) -> dict[str, Any
 
 
 class WebhookRegistrationOperations:
-    """The webhook registration calls of :class:`partnercenter.PartnerCenterClient`."""
+    """The webhook registration calls of :class:`partnercenter.PartnerCenterClient`, made as
+    its other calls are (its deadline, its token handling, its transport)."""
 
-    settings: Settings
-    tokens: TokenProvider
     _transport: Transport
-    _clock: Clock
+
+    if TYPE_CHECKING:
+
+        def _begin(self, correlation_id: str | None) -> tuple[str, Deadline]: ...
+
+        def _authorized(
+            self, principal: Principal, deadline: Deadline
+        ) -> AbstractContextManager[str]: ...
 
     def get_webhook_registration(
         self, principal: Principal, *, correlation_id: str | None = None
@@ -202,13 +207,8 @@ class WebhookRegistrationOperations:
         replay_safe: bool = True,
     ) -> ModelT:
         """One Partner Center call for ``principal`` within the call's deadline, parsed."""
-        if correlation_id is None:
-            correlation_id = new_guid()
-        elif not is_guid(correlation_id):
-            raise InvalidArgumentError("correlation_id must be a GUID.", argument="correlation_id")
-        deadline = Deadline(self.settings.partner_center_deadline_seconds, self._clock)
-        with deadline_scope(deadline):
-            token = self.tokens.get_token(principal, deadline)
+        correlation_id, deadline = self._begin(correlation_id)
+        with self._authorized(principal, deadline) as token:
             sent = self._transport.send(
                 method,
                 path,

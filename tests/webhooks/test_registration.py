@@ -16,10 +16,11 @@ from partnercenter import (
     InvalidArgumentError,
     NotFoundError,
     PartnerCenterClient,
+    ServiceUserMfaClaimMissingError,
     Settings,
     ThrottledError,
 )
-from simulator import Simulator
+from simulator import Fault, Simulator
 
 from .conftest import attempts_of
 
@@ -159,5 +160,29 @@ def test_test_events_are_limited_to_two_a_minute(
             client.send_webhook_test_event(SERVICE_USER)
         assert caught.value.retry_after is not None
         assert 1 <= caught.value.retry_after <= 60
+    finally:
+        client.close()
+
+
+def test_a_refusal_for_want_of_mfa_names_the_service_users_consent(
+    sim_for_registration: Simulator,
+) -> None:
+    """The registration calls go through the client's token handling like every other call:
+    Partner Center's 900421 says that the service user's consent lacks MFA."""
+    sim_for_registration.faults.add(
+        Fault.partner_center_error(
+            401,
+            900421,
+            "The user is not MFA compliant.",
+            shape="newer",
+            error_name="Unauthorized",
+            path="/webhooks/v1/registration",
+        )
+    )
+    client = PartnerCenterClient(Settings.from_environ())
+    try:
+        with pytest.raises(ServiceUserMfaClaimMissingError) as caught:
+            client.get_webhook_registration(SERVICE_USER)
+        assert caught.value.code == "900421"
     finally:
         client.close()
