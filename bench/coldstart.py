@@ -111,6 +111,7 @@ def cold_start(spec: dict[str, Any]) -> dict[str, Any]:
         "warm_answer_ms": (warm - first) * 1000,
         "statuses": [first_status, warm_status],
         "functions": len(functions),
+        "app_file": function_app.__file__,
         "network_calls": _network_calls,
     }
 
