@@ -21,6 +21,7 @@ from simulator import CUSTOMERS
 from simulator.data import derived_guid
 
 from . import events, report
+from .coldstart import WORKER_STDLIB_MODULES
 from .config import MODES, BenchConfig
 from .simproc import REPO_ROOT, SimulatorProcess
 
@@ -126,10 +127,12 @@ def _cold_start_figures(measured: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _import_profile(app: Path, env: dict[str, str], path: Path) -> None:
-    """``python -X importtime``: azure.functions (the worker's), then function_app from the
-    package in ``app``; the slowest imports first."""
+    """``python -X importtime``: what the worker has loaded (azure.functions and
+    :data:`coldstart.WORKER_STDLIB_MODULES`), then function_app from the package in ``app``; the
+    slowest imports first."""
+    preloaded = ", ".join(("azure.functions", *WORKER_STDLIB_MODULES))
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import azure.functions, function_app"],
+        [sys.executable, "-X", "importtime", "-c", f"import {preloaded}, function_app"],
         cwd=app,
         env=env,
         capture_output=True,
