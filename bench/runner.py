@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from partnercenter import Settings
 from simulator import CUSTOMERS
 from simulator.data import derived_guid
@@ -47,6 +49,21 @@ def build_package(folder: Path) -> Path:
     return app
 
 
+def azure_sized_bundle(sim: SimulatorProcess, folder: Path) -> str:
+    """A CA bundle of certifi's roots and the simulator's CA, written in ``folder``.
+
+    In Azure the app verifies Entra ID and Partner Center with certifi's bundle (requests'
+    default, about 120 roots), and loading it into a TLS context is part of a cold start's
+    first connections; the simulator's own bundle holds one certificate, which would leave that
+    cost out.
+    """
+    bundle = folder / "ca-bundle.pem"
+    roots = Path(requests.utils.DEFAULT_CA_BUNDLE_PATH).read_bytes()
+    simulator_ca = Path(sim.settings["REQUESTS_CA_BUNDLE"]).read_bytes()
+    bundle.write_bytes(roots.rstrip(b"\n") + b"\n" + simulator_ca)
+    return str(bundle)
+
+
 def cold_start(sim: SimulatorProcess, runs: int, profile_dir: Path | None = None) -> dict[str, Any]:
     """Cold starts the way Azure starts the app (``bench/coldstart.py``), in fresh processes
     against the warm simulator: import, indexing, first authenticated answer.
@@ -60,7 +77,11 @@ def cold_start(sim: SimulatorProcess, runs: int, profile_dir: Path | None = None
         app = build_package(Path(folder))
         # The package first on the path, as the worker puts the app's folder; bench.coldstart
         # itself comes from the repository.
-        env = {**sim.environ(), "PYTHONPATH": str(REPO_ROOT)}
+        env = {
+            **sim.environ(),
+            "PYTHONPATH": str(REPO_ROOT),
+            "REQUESTS_CA_BUNDLE": azure_sized_bundle(sim, Path(folder)),
+        }
         measured = _cold_starts(sim, runs, app, env, profile_dir)
         if profile_dir is not None:
             _import_profile(app, env, profile_dir / "importtime.txt")
