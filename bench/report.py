@@ -244,8 +244,9 @@ def cold_start_targets(cold: dict[str, Any]) -> list[Target]:
             f"import of function_app <= {IMPORT_MS:g} ms with no network",
             cold["median_ms"] <= IMPORT_MS and cold["network_calls"] == 0,
             f"median {cold['median_ms']:.0f} ms of {runs} fresh processes, "
-            f"{cold['network_calls']} network calls (after the worker's own import of "
-            f"azure.functions, {cold['worker_preload_median_ms']:.0f} ms)",
+            f"{cold['network_calls']} network calls (after the worker's own imports, "
+            f"azure.functions and its standard-library modules, "
+            f"{cold['worker_preload_median_ms']:.0f} ms)",
         ),
         Target(
             "first answer of a fresh process <= import + one token exchange + one Partner Center "
