@@ -34,6 +34,8 @@ class BenchConfig:
     out_dir: Path = DEFAULT_RESULTS
     quick: bool = False
     profile: bool = False
+    #: Only the cold starts (``--cold-start-only``): figures printed, no files written.
+    cold_start_only: bool = False
 
     @property
     def requests_per_run(self) -> int:
@@ -131,10 +133,19 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         action="store_true",
         help="also profile warm in-process calls with pyinstrument (profile.txt, profile.html)",
     )
+    parser.add_argument(
+        "--cold-start-only",
+        action="store_true",
+        help="only the cold starts (import and first answer), printed; writes no results",
+    )
     parser.add_argument("--out", type=Path, help=f"results folder ({DEFAULT_RESULTS})")
     args = parser.parse_args(argv)
 
-    config = replace(QUICK if args.quick else BenchConfig(), profile=args.profile)
+    config = replace(
+        QUICK if args.quick else BenchConfig(),
+        profile=args.profile,
+        cold_start_only=args.cold_start_only,
+    )
     explicit = {
         "token_latency": args.token_latency_ms,
         "api_latency": args.api_latency_ms,

@@ -202,29 +202,7 @@ def targets(results: dict[str, Any], pool_size: int) -> list[Target]:
             f"at most {identity} to Entra ID and {api} to Partner Center in one gateway run",
         )
     )
-    cold = results["cold_start"]
-    found.append(
-        Target(
-            f"import of function_app <= {IMPORT_MS:g} ms with no network",
-            cold["median_ms"] <= IMPORT_MS and cold["network_calls"] == 0,
-            f"median {cold['median_ms']:.0f} ms of {len(cold['runs_ms'])} fresh processes, "
-            f"{cold['network_calls']} network calls (after the worker's own import of "
-            f"azure.functions, {cold['worker_preload_median_ms']:.0f} ms)",
-        )
-    )
-    runs = len(cold["runs_ms"])
-    found.append(
-        Target(
-            "first answer of a fresh process <= import + one token exchange + one Partner Center "
-            f"call + {FIRST_ANSWER_SLACK_MS:g} ms",
-            cold["first_answer_median_ms"] <= cold["first_answer_budget_median_ms"],
-            f"median {cold['first_answer_median_ms']:.0f} ms against "
-            f"{cold['first_answer_budget_median_ms']:.0f} ms (import {cold['median_ms']:.0f} + "
-            f"warm new-user answer {cold['warm_answer_median_ms']:.0f} + "
-            f"{FIRST_ANSWER_SLACK_MS:g}); indexing {cold['index_median_ms']:.1f} ms; "
-            f"{cold['first_answer_within_budget']} of {runs} starts within",
-        )
-    )
+    found += cold_start_targets(results["cold_start"])
     memory = results["token_cache_memory"]
     uncapped, capped = memory["uncapped"], memory["capped"]
     at_cap = next(b for n, b in capped["traced_bytes"] if n >= capped["cap"])
@@ -256,6 +234,31 @@ def targets(results: dict[str, Any], pool_size: int) -> list[Target]:
     )
     found.extend(event_targets(results["events"]))
     return found
+
+
+def cold_start_targets(cold: dict[str, Any]) -> list[Target]:
+    """The two cold-start targets, evaluated on ``cold`` (``runner.cold_start``'s figures)."""
+    runs = len(cold["runs_ms"])
+    return [
+        Target(
+            f"import of function_app <= {IMPORT_MS:g} ms with no network",
+            cold["median_ms"] <= IMPORT_MS and cold["network_calls"] == 0,
+            f"median {cold['median_ms']:.0f} ms of {runs} fresh processes, "
+            f"{cold['network_calls']} network calls (after the worker's own imports, "
+            f"azure.functions and its standard-library modules, "
+            f"{cold['worker_preload_median_ms']:.0f} ms)",
+        ),
+        Target(
+            "first answer of a fresh process <= import + one token exchange + one Partner Center "
+            f"call + {FIRST_ANSWER_SLACK_MS:g} ms",
+            cold["first_answer_median_ms"] <= cold["first_answer_budget_median_ms"],
+            f"median {cold['first_answer_median_ms']:.0f} ms against "
+            f"{cold['first_answer_budget_median_ms']:.0f} ms (import {cold['median_ms']:.0f} + "
+            f"warm new-user answer {cold['warm_answer_median_ms']:.0f} + "
+            f"{FIRST_ANSWER_SLACK_MS:g}); indexing {cold['index_median_ms']:.1f} ms; "
+            f"{cold['first_answer_within_budget']} of {runs} starts within",
+        ),
+    ]
 
 
 def event_targets(result: dict[str, Any]) -> list[Target]:

@@ -11,28 +11,90 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from partnercenter import Settings
 from simulator import CUSTOMERS
 from simulator.data import derived_guid
 
 from . import events, report
+from .coldstart import WORKER_STDLIB_MODULES
 from .config import MODES, BenchConfig
 from .simproc import REPO_ROOT, SimulatorProcess
 
 _WORKER_TIMEOUT = 900
 
 
+def build_package(folder: Path) -> Path:
+    """The app as the pipelines deploy it, unpacked in ``folder``: ``package_function.py``'s zip
+    (the sources .funcignore keeps, and their unchecked-hash bytecode). Azure then runs it from a
+    read-only mount with the dependencies the remote build installed (here: this venv's, which
+    pip byte-compiled as the remote build's pip does)."""
+    archive = folder / "package.zip"
+    subprocess.run(
+        [sys.executable, "infra/scripts/package_function.py", "--output", str(archive)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    app = folder / "app"
+    with zipfile.ZipFile(archive) as package:
+        package.extractall(app)
+    return app
+
+
+def azure_sized_bundle(sim: SimulatorProcess, folder: Path) -> str:
+    """A CA bundle of certifi's roots and the simulator's CA, written in ``folder``.
+
+    In Azure the app verifies Entra ID and Partner Center with certifi's bundle (requests'
+    default, about 120 roots), and loading it into a TLS context is part of a cold start's
+    first connections; the simulator's own bundle holds one certificate, which would leave that
+    cost out.
+    """
+    bundle = folder / "ca-bundle.pem"
+    roots = Path(requests.utils.DEFAULT_CA_BUNDLE_PATH).read_bytes()
+    simulator_ca = Path(sim.settings["REQUESTS_CA_BUNDLE"]).read_bytes()
+    bundle.write_bytes(roots.rstrip(b"\n") + b"\n" + simulator_ca)
+    return str(bundle)
+
+
 def cold_start(sim: SimulatorProcess, runs: int, profile_dir: Path | None = None) -> dict[str, Any]:
     """Cold starts the way Azure starts the app (``bench/coldstart.py``), in fresh processes
     against the warm simulator: import, indexing, first authenticated answer.
 
-    One unmeasured start first, so that every measured one finds compiled bytecode, as a
-    deployed app does after its first start. Each start serves two users never seen before.
+    The app is imported from its deployment package (:func:`build_package`), not from the
+    working tree, so that the bytecode the import finds is what Azure finds. One unmeasured start
+    first (the operating system's file cache, as on an instance that has just mounted the
+    package). Each start serves two users never seen before.
     """
+    with tempfile.TemporaryDirectory(prefix="bench-package-") as folder:
+        app = build_package(Path(folder))
+        # The package first on the path, as the worker puts the app's folder; bench.coldstart
+        # itself comes from the repository.
+        env = {
+            **sim.environ(),
+            "PYTHONPATH": str(REPO_ROOT),
+            "REQUESTS_CA_BUNDLE": azure_sized_bundle(sim, Path(folder)),
+        }
+        measured = _cold_starts(sim, runs, app, env, profile_dir)
+        if profile_dir is not None:
+            _import_profile(app, env, profile_dir / "importtime.txt")
+    return _cold_start_figures(measured)
+
+
+def _cold_starts(
+    sim: SimulatorProcess,
+    runs: int,
+    app: Path,
+    env: dict[str, str],
+    profile_dir: Path | None,
+) -> list[dict[str, Any]]:
     measured: list[dict[str, Any]] = []
     for run in range(runs + 1):
         tokens = [
@@ -44,8 +106,8 @@ def cold_start(sim: SimulatorProcess, runs: int, profile_dir: Path | None = None
             spec["profile"] = str(profile_dir / "cold-start-profile.txt")
         done = subprocess.run(
             [sys.executable, "-m", "bench.coldstart", json.dumps(spec)],
-            cwd=REPO_ROOT,
-            env=sim.environ(),
+            cwd=app,
+            env=env,
             capture_output=True,
             text=True,
             check=False,
@@ -56,10 +118,13 @@ def cold_start(sim: SimulatorProcess, runs: int, profile_dir: Path | None = None
         result = json.loads(done.stdout.strip().splitlines()[-1])
         if result["statuses"] != [200, 200]:
             raise RuntimeError(f"cold start answered {result['statuses']}")
+        if not result["app_file"].startswith(str(app)):
+            raise RuntimeError(f"function_app came from {result['app_file']}, not the package")
         measured.append(result)
-    measured = measured[1:]
-    if profile_dir is not None:
-        _import_profile(sim, profile_dir / "importtime.txt")
+    return measured[1:]
+
+
+def _cold_start_figures(measured: list[dict[str, Any]]) -> dict[str, Any]:
     times = [run["import_ms"] for run in measured]
     calls = [call for run in measured for call in run["network_calls"]]
     budgets = [
@@ -82,13 +147,15 @@ def cold_start(sim: SimulatorProcess, runs: int, profile_dir: Path | None = None
     }
 
 
-def _import_profile(sim: SimulatorProcess, path: Path) -> None:
-    """``python -X importtime``: azure.functions (the worker's), then function_app; the slowest
-    imports first."""
+def _import_profile(app: Path, env: dict[str, str], path: Path) -> None:
+    """``python -X importtime``: what the worker has loaded (azure.functions and
+    :data:`coldstart.WORKER_STDLIB_MODULES`), then function_app from the package in ``app``; the
+    slowest imports first."""
+    preloaded = ", ".join(("azure.functions", *WORKER_STDLIB_MODULES))
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import azure.functions, function_app"],
-        cwd=REPO_ROOT,
-        env=sim.environ(),
+        [sys.executable, "-X", "importtime", "-c", f"import {preloaded}, function_app"],
+        cwd=app,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
@@ -246,8 +313,30 @@ def reproduce_command(argv: list[str]) -> str:
     return f"make bench BENCH_ARGS={shlex.quote(' '.join(argv))}"
 
 
+def cold_start_only(config: BenchConfig) -> int:
+    """``--cold-start-only``: the cold starts against a simulator of their own; the two targets
+    printed, nothing written."""
+    print(
+        f"cold start: {config.cold_start_runs} fresh processes import function_app from its "
+        "deployment package, index it and answer a first request",
+        flush=True,
+    )
+    with SimulatorProcess(
+        token_latency=config.token_latency, api_latency=config.api_latency
+    ) as sim:
+        if config.profile:
+            config.out_dir.mkdir(parents=True, exist_ok=True)
+        cold = cold_start(sim, config.cold_start_runs, config.out_dir if config.profile else None)
+    print(json.dumps(cold))
+    for target in report.cold_start_targets(cold):
+        print(target.line())
+    return 0
+
+
 def main(argv: list[str], config: BenchConfig) -> int:
     """Run, print the table and the targets, write the files."""
+    if config.cold_start_only:
+        return cold_start_only(config)
     started = time.perf_counter()
     print(
         f"bench: simulator latency token {config.token_latency * 1000:.0f} ms, Partner Center "

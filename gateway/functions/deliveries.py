@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from ..delivery import get_delivery
 from ..storage import DELIVERY_QUEUE, STORAGE_SETTING
 
 bp = func.Blueprint()
@@ -18,4 +17,8 @@ def deliver_partner_center_events(message: func.QueueMessage) -> None:
     Raising leaves the message on the queue: the host tries it again, and after
     ``maxDequeueCount`` attempts moves it to ``event-deliveries-poison``.
     """
+    # Imported here: the delivery machinery (callbacks, event store, subscriptions) is not needed
+    # by the app's start nor by its HTTP functions.
+    from ..delivery import get_delivery  # noqa: PLC0415
+
     get_delivery().handle(message.get_body())

@@ -9,7 +9,7 @@ import azure.functions as func
 from ..event_receiver import receive_event
 from ..http import correlation_id_of, json_response, log_request, problem_response
 from ..logs import correlation_scope
-from ..openapi import OperationDoc, Visibility
+from ..operation_docs import OperationDoc, Visibility
 from ..problems import problem_for
 from ..schemas import EventReceipt
 

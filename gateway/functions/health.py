@@ -10,7 +10,7 @@ import azure.functions as func
 from partnercenter import ConfigurationError, Settings
 
 from ..http import correlation_id_of, json_response
-from ..openapi import OperationDoc, Visibility
+from ..operation_docs import OperationDoc, Visibility
 from ..runtime import get_runtime
 from ..schemas import HealthResponse
 

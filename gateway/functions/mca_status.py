@@ -6,7 +6,7 @@ import azure.functions as func
 
 from ..auth import Permission
 from ..http import Call, serve
-from ..openapi import SERVE_ERRORS, OperationDoc, PathParameter, Visibility
+from ..operation_docs import SERVE_ERRORS, OperationDoc, PathParameter, Visibility
 from ..schemas import McaStatusResponse
 
 bp = func.Blueprint()

@@ -7,7 +7,7 @@ import functools
 import azure.functions as func
 
 from ..http import CORRELATION_HEADER, correlation_id_of
-from ..openapi import OperationDoc, Visibility, definition_of, render
+from ..operation_docs import OperationDoc, Visibility
 
 bp = func.Blueprint()
 
@@ -42,6 +42,7 @@ def served_definition() -> str:
     # The Functions worker has already listed function_app.app's functions, and azure-functions
     # refuses a second listing of one app (it sees every name as a duplicate), so this describes a
     # new app of the same blueprints; a test checks that it equals the definition of the app.
+    from ..openapi import definition_of, render  # noqa: PLC0415 - not needed at the app's start
     from . import BLUEPRINTS  # noqa: PLC0415 - this module is one of them
 
     replica = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

@@ -11,7 +11,7 @@ import azure.functions as func
 from ..auth import Permission
 from ..callbacks import callback_hosts, checked_callback_url
 from ..http import Call, Reply, serve
-from ..openapi import SERVE_ERRORS, OperationDoc, PathParameter, Visibility
+from ..operation_docs import SERVE_ERRORS, OperationDoc, PathParameter, Visibility
 from ..runtime import get_runtime
 from ..schemas import EventNotification, SubscriptionList, SubscriptionOut, SubscriptionRequest
 from ..storage import storage_clients

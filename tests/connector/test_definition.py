@@ -21,14 +21,8 @@ from swagger_spec_validator.validator20 import validate_spec as swagger_validate
 from function_app import app
 from gateway import openapi
 from gateway.functions import OPERATIONS
-from gateway.openapi import (
-    DefinitionError,
-    OperationDoc,
-    Visibility,
-    build_definition,
-    display_name,
-    render,
-)
+from gateway.openapi import DefinitionError, build_definition, display_name, render
+from gateway.operation_docs import OperationDoc, Visibility
 from gateway.registry import HttpFunction, http_functions
 
 from ..conftest import repo_root

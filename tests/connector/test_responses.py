@@ -11,7 +11,8 @@ import requests
 
 from gateway.auth import Permission
 from gateway.functions import OPERATIONS
-from gateway.openapi import OperationDoc, render
+from gateway.openapi import render
+from gateway.operation_docs import OperationDoc
 from simulator import (
     CUSTOMER_ATTESTED,
     CUSTOMER_ATTESTED_AND_DIRECT_SIGNED,

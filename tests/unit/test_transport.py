@@ -21,6 +21,7 @@ from partnercenter import (
 from partnercenter._transport import (
     Deadline,
     RetryPolicy,
+    SharedTrustAdapter,
     Transport,
     parse_error_body,
     parse_retry_after,
@@ -252,16 +253,23 @@ def test_session_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("NO_PROXY", "login.example")
     session = build_session(8, ["https://pc.example/", "https://login.example"])
     assert session.trust_env is False
-    assert session.verify == "/etc/custom-ca.pem"
+    assert session.verify is True
+    adapter = session.get_adapter("https://pc.example/")
+    assert isinstance(adapter, SharedTrustAdapter)
+    assert adapter.bundle == "/etc/custom-ca.pem"
     assert session.proxies == {"https://pc.example": "http://proxy.internal:3128"}
 
 
-def test_session_verifies_with_the_default_store_without_a_bundle(
+def test_session_verifies_with_requests_default_bundle_without_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    assert build_session(8).verify is True
+    session = build_session(8)
+    assert session.verify is True
+    adapter = session.get_adapter("https://pc.example/")
+    assert isinstance(adapter, SharedTrustAdapter)
+    assert adapter.bundle == requests.utils.DEFAULT_CA_BUNDLE_PATH
 
 
 # --- POST: retried only when Partner Center cannot have acted, or when a repeat is recognisable --
