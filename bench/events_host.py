@@ -11,6 +11,7 @@ callback server do not share its interpreter.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -92,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--callback-port", type=int, required=True)
     parser.add_argument("--callback-ca", required=True)
     args = parser.parse_args(argv)
+    # As make run: the app's own line per request suffices (werkzeug's costs a log record each).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     session = CallbackSession(CallbackHosts.parse([".logic.azure.com"]))
     session.mount("https://", ConnectToAdapter(args.callback_port, args.callback_ca))
     clients = storage_clients()

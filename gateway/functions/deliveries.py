@@ -18,4 +18,4 @@ def deliver_partner_center_events(message: func.QueueMessage) -> None:
     Raising leaves the message on the queue: the host tries it again, and after
     ``maxDequeueCount`` attempts moves it to ``event-deliveries-poison``.
     """
-    get_delivery().handle(message.get_body())
+    get_delivery().handle(message.get_body(), message_id=message.id)

@@ -292,3 +292,32 @@ def test_the_control_plane_drives_webhooks(
         assert skipped == {"delivered": False, "reason": "invoice-ready is not registered"}
     finally:
         client.close()
+
+
+def test_an_event_stored_but_never_queued_is_queued_by_its_redelivery(
+    registered: Simulator, api: requests.Session, receiver_url: str
+) -> None:
+    """A row an earlier receiver wrote before failing to queue the event (``Enqueued`` false):
+    the redelivery's message stays on the queue."""
+    body = json.dumps(
+        {
+            "EventName": "granular-admin-relationship-approved",
+            "ResourceUri": "/v1/customers/3e3e3e3e-4f4f-4a5a-8b6b-7c7c7c7c7c7c/gdap",
+            "ResourceName": "GranularAdminRelationship",
+            "AuditUri": None,
+            "ResourceChangeUtcDate": "2026-04-05T06:07:08.0000000Z",
+        }
+    ).encode()
+    event_id = PartnerCenterEvent.from_json(body).event_id
+    storage_clients().table("events").create_entity(
+        {"PartitionKey": "event", "RowKey": event_id, "Enqueued": False}
+    )
+    answer = api.post(receiver_url, data=body, headers=signed_headers(registered, body))
+    assert answer.status_code == 200
+    assert answer.json() == {"eventId": event_id, "duplicate": True}
+    assert queued_ids().count(event_id) == 1
+    message = storage_clients().queue(DELIVERY_QUEUE).peek_messages(max_messages=32)
+    carried = [json.loads(m.content) for m in message]
+    (ours,) = [m for m in carried if m["eventId"] == event_id]
+    assert ours["event"]["EventName"] == "granular-admin-relationship-approved"
+    assert ours["event"]["CustomerId"] == "3e3e3e3e-4f4f-4a5a-8b6b-7c7c7c7c7c7c"
