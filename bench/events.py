@@ -153,7 +153,11 @@ def event_stack(callbacks: CallbackServer, *, folder: str) -> Iterator[dict[str,
         host = EventsHost(env, port, callbacks, Path(folder))
         try:
             host.start()
-            yield {"sim": sim, "base_url": f"http://127.0.0.1:{port}/api"}
+            yield {
+                "sim": sim,
+                "base_url": f"http://127.0.0.1:{port}/api",
+                "pids": {"host": host.pid, "azurite": azurite.pid},
+            }
         finally:
             host.stop()
             sim.stop()
@@ -190,13 +194,18 @@ def measure(rate: float, seconds: float, subscriptions: int) -> dict[str, Any]:
             open_loop(rate, 1.0, dispatcher.send)  # warm-up: connections, certificate cache
             health = _health_probe(base_url)
             baseline = open_loop(rate, min(seconds, 10.0), health)
+            before = _cpu_seconds(stack["pids"])
             sent: list[Sent] = open_loop(rate, seconds, dispatcher.send)
             dispatcher.close()
             acknowledged = [s for s in sent if s.status == 200]
             expected = {(s.event_id, p) for s in acknowledged for p in paths}
             arrived = _wait_for_callbacks(callbacks, expected, timeout=60.0)
+            after = _cpu_seconds(stack["pids"])
     finally:
         callbacks.stop()
+    cpu_ms = {
+        name: (after[name] - before[name]) * 1000 / max(1, len(acknowledged)) for name in before
+    }
     acked_at = {s.event_id: s.acknowledged_at for s in acknowledged}
     delivery_ms = [(at - acked_at[event_id]) * 1000 for (event_id, _), at in arrived.items()]
     return {
@@ -211,7 +220,22 @@ def measure(rate: float, seconds: float, subscriptions: int) -> dict[str, Any]:
         "callbacks_expected": len(expected),
         "callbacks_arrived": len(arrived),
         "receipt_to_callback_ms": percentiles(delivery_ms),
+        # CPU per acknowledged event, from its sending to its last callback: the function app's
+        # process (receiver and delivery) and Azurite's, on a machine where both share 2 cores.
+        "cpu_ms_per_event": cpu_ms,
     }
+
+
+def _cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """User + system CPU seconds each process has used so far (Linux ``/proc``; NaN elsewhere)."""
+    found = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            found[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            found[name] = float("nan")
+    return found
 
 
 def _health_probe(base_url: str) -> Callable[[], float]:
@@ -264,6 +288,8 @@ def lines(result: dict[str, Any]) -> list[str]:
         f"receipt->callback p50 {delivery['p50']:.0f}  p95 {delivery['p95']:.0f}  "
         f"p99 {delivery['p99']:.0f}  max {delivery['max']:.0f} ms; "
         f"{result['callbacks_arrived']} of {result['callbacks_expected']} callbacks arrived",
+        "cpu per event     "
+        + "  ".join(f"{name} {ms:.1f} ms" for name, ms in result["cpu_ms_per_event"].items()),
     ]
 
 

@@ -71,6 +71,11 @@ class EventsHost:
         )
         self.process.wait_for_line("Serving the function app on", timeout=90)
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running host (None when it is not running)."""
+        return self.process.popen.pid if self.process is not None else None
+
     def stop(self) -> None:
         """SIGTERM: it finishes the functions it runs, then exits."""
         if self.process is not None:
