@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .callbacks import CallbackSession, CallbackUrlError, callback_hosts
-from .event_store import EVENT_PARTITION, MESSAGE_FIELDS
+from .event_store import EVENT_PARTITION, carried_fields
 from .runtime import get_runtime
 from .schemas import EventNotification
 from .storage import (
@@ -182,8 +182,8 @@ class EventDelivery:
 
         ``event`` is the event's fields (read from its row when not given); ``message_id`` the
         queue message being processed (deliveries it claimed before are made again);
-        ``since`` when the message was taken (``time.monotonic()``; default now). One
-        transaction claims the deliveries and one records where they ended, whatever the
+        ``since`` when the message was taken (``time.monotonic()``; default now). One row
+        claims the deliveries and one transaction records where they ended, whatever the
         number of subscriptions: the callbacks themselves are called in parallel.
         """
         if since is None:
@@ -311,7 +311,7 @@ class EventDelivery:
             "eventId": event_id,
             "subscriptionId": subscription.id,
             "attempt": attempt + 1,
-            "event": {name: event.get(name) for name in MESSAGE_FIELDS},
+            "event": carried_fields(event),
         }
         self._clients.queue(DELIVERY_QUEUE).send_message(
             json.dumps(retry), visibility_timeout=round(delay)
@@ -394,7 +394,7 @@ def _carried_event(event_id: str, fields: object) -> dict[str, Any] | None:
         return None
     if not isinstance(fields, dict) or not isinstance(fields.get("EventName"), str):
         raise ValueError("not an event")
-    return {**{name: fields.get(name) for name in MESSAGE_FIELDS}, "RowKey": event_id}
+    return {**carried_fields(fields), "RowKey": event_id}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ written) and no third write has to say so:
 - the message carries what the delivery needs (the event's id and the fields a callback
   receives), so the delivery does not read the row back;
 - a redelivered event has the same id: its row exists already, so the message just sent for it
-  is deleted again (the event was queued by the delivery that stored it), and the event is
+  is deleted again (the receipt that stored the event had queued it first), and the event is
   stored and queued once. Should that delete fail, or the message be taken first, the delivery
   recognises the second message (see :mod:`gateway.delivery`): a duplicate is delivered once;
 - a failure after the message went out (the row could not be written) answers 503 and Partner
@@ -67,11 +67,16 @@ def event_entity(event: PartnerCenterEvent, received_at: datetime) -> dict[str, 
     }
 
 
+def carried_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``event`` (its entity, or what a message carried) that delivery messages
+    carry."""
+    return {name: event.get(name) for name in MESSAGE_FIELDS}
+
+
 def delivery_message(event_id: str, event: Mapping[str, Any]) -> str:
     """The queue message that fans ``event`` (its entity's fields) out to its subscriptions
     (the contract with :mod:`gateway.delivery`)."""
-    fields = {name: event.get(name) for name in MESSAGE_FIELDS}
-    return json.dumps({"eventId": event_id, "event": fields}, ensure_ascii=False)
+    return json.dumps({"eventId": event_id, "event": carried_fields(event)}, ensure_ascii=False)
 
 
 def record_event(
