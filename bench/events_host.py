@@ -11,6 +11,7 @@ callback server do not share its interpreter.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -70,6 +71,11 @@ class EventsHost:
         )
         self.process.wait_for_line("Serving the function app on", timeout=90)
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running host (None when it is not running)."""
+        return self.process.popen.pid if self.process is not None else None
+
     def stop(self) -> None:
         """SIGTERM: it finishes the functions it runs, then exits."""
         if self.process is not None:
@@ -92,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--callback-port", type=int, required=True)
     parser.add_argument("--callback-ca", required=True)
     args = parser.parse_args(argv)
+    # As make run: the app's own line per request suffices (werkzeug's costs a log record each).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     session = CallbackSession(CallbackHosts.parse([".logic.azure.com"]))
     session.mount("https://", ConnectToAdapter(args.callback_port, args.callback_ca))
     clients = storage_clients()

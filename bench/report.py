@@ -266,6 +266,9 @@ def event_targets(result: dict[str, Any]) -> list[Target]:
     receiver, delivery = result["receiver_ms"], result["receipt_to_callback_ms"]
     health = result["baseline_health_ms"]
     complete = result["callbacks_arrived"] == result["callbacks_expected"]
+    cpu = "".join(
+        f", {name} {ms:.1f} ms" for name, ms in result.get("cpu_ms_per_event", {}).items()
+    )
     return [
         Target(
             f"webhook receiver p99 <= {RECEIVER_P99_TARGET_MS:g} ms at {result['rate']:g} events/s",
@@ -280,7 +283,7 @@ def event_targets(result: dict[str, Any]) -> list[Target]:
             delivery["p50"] <= DELIVERY_P50_TARGET_MS and complete,
             f"p50 {delivery['p50']:.0f} ms, p95 {delivery['p95']:.0f} ms; "
             f"{result['callbacks_arrived']} of {result['callbacks_expected']} callbacks "
-            f"({result['subscriptions']} subscriptions)",
+            f"({result['subscriptions']} subscriptions); CPU per event{cpu or ' unknown'}",
         ),
     ]
 

@@ -1,20 +1,31 @@
 """Delivery of stored Partner Center events to the callbacks subscribed to them.
 
-The receiver stores each event (table ``events``) and puts ``{"eventId"}`` on the queue
-``event-deliveries``; the queue-triggered function hands each message here:
+The receiver puts ``{"eventId", "event"}`` on the queue ``event-deliveries`` (``event``: the
+stored event's fields, see :func:`gateway.event_store.delivery_message`) and stores the event
+(table ``events``); the queue-triggered function hands each message here:
 
-- ``{"eventId"}`` **fans out**: every subscription to the event's name gets a first attempt at
-  once (in parallel), so an event reaches its flows within a second of its receipt;
-- ``{"eventId", "subscriptionId", "attempt"}`` is a **retry** of one delivery, put on the same
-  queue by a failed attempt with a visibility delay (30 s, 2 min, 10 min, then hourly), until
-  24 hours after the event's receipt; then the delivery is given up, with a warning.
+- ``{"eventId", "event"}`` **fans out**: every subscription to the event's name gets a first
+  attempt at once (in parallel), so an event reaches its flows within a second of its receipt.
+  (``{"eventId"}`` alone, as earlier versions queued, reads the event from its row.)
+- ``{"eventId", "subscriptionId", "attempt", "event"}`` is a **retry** of one delivery, put on
+  the same queue by a failed attempt with a visibility delay (30 s, 2 min, 10 min, then hourly),
+  until 24 hours after the event's receipt; then the delivery is given up, with a warning.
 
 Each (event, subscription) has a row in table ``deliveries`` (PartitionKey = event id, RowKey =
-subscription id) saying where it stands, so a repeated message never delivers twice what was
-delivered, nor starts a second retry chain. Delivery is at least once: a crash between a
-callback's answer and the row's update repeats the callback, with the same ``eventId`` so the
-flow can ignore it. A storage failure raises, so the host retries the message (and after
-``maxDequeueCount`` moves it to ``event-deliveries-poison``); nothing is deleted unless done.
+subscription id) saying where it stands. A fan-out first **claims** the event: it inserts the
+row ``fan-out`` of the event's partition, naming its queue message, which fails if the row
+exists. So two messages of one event (a redelivered event, a copy the receiver could not take
+back) never both call a callback: the second leaves the deliveries to the message that claimed
+them, unless that message is itself (the host handed it out again after a crash or a failure:
+the deliveries without a row are made again). One transaction then writes where each delivery
+ended. A retry never starts a second retry chain (the row counts the attempts). Delivery is at
+least once: a crash between a callback's answer and the row's update repeats the callback, with
+the same ``eventId`` so the flow can ignore it. A storage failure raises, so the host retries
+the message (and after ``maxDequeueCount`` moves it to ``event-deliveries-poison``); nothing
+is deleted unless done.
+
+The subscriptions of an event name are read once for all the fan-outs that start together
+(:class:`gateway.subscriptions.SubscriptionIndex`).
 
 A callback answering 404 or 410 is a flow Power Automate deleted: its subscription is removed.
 Callback URLs carry a signature (``sig=``) that grants the right to run the flow, so they are
@@ -39,7 +50,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .callbacks import CallbackSession, CallbackUrlError, callback_hosts
-from .event_store import EVENT_PARTITION
+from .event_store import EVENT_PARTITION, carried_fields
 from .runtime import get_runtime
 from .schemas import EventNotification
 from .storage import (
@@ -49,7 +60,7 @@ from .storage import (
     StorageClients,
     storage_clients,
 )
-from .subscriptions import Subscription, SubscriptionStore
+from .subscriptions import Subscription, SubscriptionIndex, SubscriptionStore
 
 logger = logging.getLogger("gateway.delivery")
 
@@ -60,6 +71,9 @@ CALLBACK_TIMEOUT = (5.0, 15.0)
 TRANSACTION_LIMIT = 100
 #: Callbacks of one event attempted at the same time.
 FAN_OUT_PARALLELISM = 8
+#: RowKey of the row by which a fan-out claims an event's deliveries (the other rows of the
+#: event's partition are named by subscription ids, which are UUIDs).
+CLAIM_ROW = "fan-out"
 USER_AGENT = "PartnerCenterGateway-events/1"
 
 
@@ -131,13 +145,17 @@ class EventDelivery:
         self._timeout = timeout
         self._clock = clock
         self._subscriptions = SubscriptionStore(clients)
+        self._index = SubscriptionIndex(self._subscriptions)
         self._pool = ThreadPoolExecutor(FAN_OUT_PARALLELISM, thread_name_prefix="delivery")
 
-    def handle(self, body: bytes | str) -> None:
-        """Process one queue message; raises (so the host retries it) when storage fails."""
+    def handle(self, body: bytes | str, message_id: str | None = None) -> None:
+        """Process one queue message (``message_id``: its id on the queue, which stays the same
+        each time the host hands it out); raises (so the host retries it) when storage fails."""
+        since = time.monotonic()
         try:
             message = json.loads(body)
             event_id = str(message["eventId"])
+            event = _carried_event(event_id, message.get("event"))
         except (ValueError, TypeError, KeyError):
             logger.warning('dropped a delivery message that is not {"eventId": ...}')
             return
@@ -148,25 +166,37 @@ class EventDelivery:
             except (ValueError, TypeError):
                 logger.warning("dropped a malformed retry message for event %s", event_id)
                 return
-            self.retry(event_id, subscription_id, attempt)
+            self.retry(event_id, subscription_id, attempt, event=event)
         else:
-            self.fan_out(event_id)
+            self.fan_out(event_id, event=event, message_id=message_id, since=since)
 
-    def fan_out(self, event_id: str) -> None:
+    def fan_out(
+        self,
+        event_id: str,
+        *,
+        event: Any | None = None,
+        message_id: str | None = None,
+        since: float | None = None,
+    ) -> None:
         """First attempt at every subscription to the event not already served.
 
-        One read of the event's delivery rows and one transaction writing them back, whatever
-        the number of subscriptions: the callbacks themselves are called in parallel.
+        ``event`` is the event's fields (read from its row when not given); ``message_id`` the
+        queue message being processed (deliveries it claimed before are made again);
+        ``since`` when the message was taken (``time.monotonic()``; default now). One row
+        claims the deliveries and one transaction records where they ended, whatever the
+        number of subscriptions: the callbacks themselves are called in parallel.
         """
-        event = self._event(event_id)
+        if since is None:
+            since = time.monotonic()
         if event is None:
-            return
-        subscriptions = self._subscriptions.for_event(event["EventName"])
+            event = self._event(event_id)
+            if event is None:
+                return
+        subscriptions = self._index.for_event(event["EventName"], since)
         if not subscriptions:
             logger.info("event %s (%s): no subscription", event_id, event["EventName"])
             return
-        started = self._started(event_id)
-        due = [s for s in subscriptions if s.id not in started]
+        due = self._claim(event_id, subscriptions, message_id or "")
         futures = [self._pool.submit(self._attempt, event, s, 1) for s in due]
         done = [f.result() for f in futures if f.exception() is None]
         self._record(event_id, done)
@@ -174,13 +204,16 @@ class EventDelivery:
         if errors:
             raise errors[0]  # type: ignore[misc]
 
-    def retry(self, event_id: str, subscription_id: str, attempt: int) -> None:
+    def retry(
+        self, event_id: str, subscription_id: str, attempt: int, *, event: Any | None = None
+    ) -> None:
         """Attempt ``attempt`` of one delivery, unless it is done or a later one is scheduled."""
         from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - see storage
 
-        event = self._event(event_id)
         if event is None:
-            return
+            event = self._event(event_id)
+            if event is None:
+                return
         try:
             row = self._clients.table(DELIVERIES_TABLE).get_entity(event_id, subscription_id)
         except ResourceNotFoundError:
@@ -200,13 +233,45 @@ class EventDelivery:
         self._pool.shutdown(wait=True)
         self._session.close()
 
-    def _started(self, event_id: str) -> set[str]:
-        """The subscriptions whose delivery of the event was attempted already (a repeated
-        fan-out message skips them: each is delivered, or has its own retry scheduled)."""
-        rows = self._clients.table(DELIVERIES_TABLE).query_entities(
-            "PartitionKey eq @pk", parameters={"pk": event_id}, select=["RowKey"]
-        )
-        return {row["RowKey"] for row in rows}
+    def _claim(
+        self, event_id: str, subscriptions: Sequence[Subscription], message_id: str
+    ) -> list[Subscription]:
+        """The subscriptions this message is to call now.
+
+        A fan-out claims the event's first deliveries with one row (RowKey ``fan-out``, naming
+        its queue message), inserted before any callback is called. The insert fails when the
+        row exists: another message of the event claimed them (they are that message's to make;
+        a subscription it did not see was made after the event arrived), or this same message
+        did, before the host handed it out again after a crash or a failure: then the
+        deliveries that have no row yet are made now.
+        """
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - see storage
+
+        table = self._clients.table(DELIVERIES_TABLE)
+        try:
+            table.create_entity(
+                {
+                    "PartitionKey": event_id,
+                    "RowKey": CLAIM_ROW,
+                    "Message": message_id,
+                    "ClaimedAt": datetime.now(UTC),
+                }
+            )
+        except ResourceExistsError:
+            pass
+        else:
+            return list(subscriptions)
+        rows = {
+            row["RowKey"]: row
+            for row in table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": event_id}, select=["RowKey", "Message"]
+            )
+        }
+        claim = rows.get(CLAIM_ROW)
+        if claim is None or not message_id or claim.get("Message") != message_id:
+            logger.info("event %s: its deliveries were claimed by another message", event_id)
+            return []
+        return [s for s in subscriptions if s.id not in rows]
 
     def _attempt(self, event: Any, subscription: Subscription, attempt: int) -> _Settled:
         """POST to one callback and act on the answer (retry scheduled, subscription retired).
@@ -222,6 +287,7 @@ class EventDelivery:
             return _Settled(subscription.id, State.DELIVERED, attempt, result.detail)
         if result.outcome is Outcome.GONE:
             self._subscriptions.remove(subscription)
+            self._index.forget(subscription.event_name)
             logger.info(
                 "event %s: callback on %s answered %s; subscription %s removed",
                 event_id,
@@ -241,7 +307,12 @@ class EventDelivery:
             )
             return _Settled(subscription.id, State.GAVE_UP, attempt, result.detail)
         delay = self._schedule.delay_before(attempt + 1, result.retry_after)
-        retry = {"eventId": event_id, "subscriptionId": subscription.id, "attempt": attempt + 1}
+        retry = {
+            "eventId": event_id,
+            "subscriptionId": subscription.id,
+            "attempt": attempt + 1,
+            "event": carried_fields(event),
+        }
         self._clients.queue(DELIVERY_QUEUE).send_message(
             json.dumps(retry), visibility_timeout=round(delay)
         )
@@ -315,6 +386,15 @@ class EventDelivery:
                     for item in settled[first : first + TRANSACTION_LIMIT]
                 ]
             )
+
+
+def _carried_event(event_id: str, fields: object) -> dict[str, Any] | None:
+    """The event a message carries, shaped as its row (None when it carries none)."""
+    if fields is None:
+        return None
+    if not isinstance(fields, dict) or not isinstance(fields.get("EventName"), str):
+        raise ValueError("not an event")
+    return {**carried_fields(fields), "RowKey": event_id}
 
 
 @dataclass(frozen=True)

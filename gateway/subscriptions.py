@@ -21,6 +21,8 @@ owner, so it sees another's subscription as 404.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -210,6 +212,43 @@ class SubscriptionStore:
             callback_url=row["CallbackUrl"],
             created_at=created,
         )
+
+
+class SubscriptionIndex:
+    """The subscriptions of each event name, each read shared by every fan-out waiting for it.
+
+    A fan-out needs the subscriptions as they were when its event was received: every
+    subscription created before that (its 201 answered) must get the event. A list read after
+    the fan-out's queue message was taken (so after the event was received, stored and queued)
+    has them all; an older one may not. So :meth:`for_event` gives a list whose read *started*
+    after the caller's ``since``: the last one read if it did, else a new read, one at a time
+    per event name. Fan-outs that start together (a batch of queue messages) share one read;
+    one alone reads as before. No clock but this process's monotonic one is compared, and a
+    subscription's removal is seen by every fan-out that starts after it.
+    """
+
+    def __init__(self, store: SubscriptionStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._reading: dict[str, threading.Lock] = {}
+        self._read: dict[str, tuple[float, list[Subscription]]] = {}
+
+    def for_event(self, event_name: str, since: float) -> list[Subscription]:
+        """The subscriptions to ``event_name`` read after ``since`` (``time.monotonic()``)."""
+        with self._lock:
+            reading = self._reading.setdefault(event_name, threading.Lock())
+        with reading:
+            last = self._read.get(event_name)
+            if last is not None and last[0] >= since:
+                return last[1]
+            started = time.monotonic()
+            found = self._store.for_event(event_name)
+            self._read[event_name] = (started, found)
+            return found
+
+    def forget(self, event_name: str) -> None:
+        """Drop the last list read for ``event_name`` (a subscription to it was removed)."""
+        self._read.pop(event_name, None)
 
 
 def _not_found() -> NotFoundError:

@@ -47,6 +47,11 @@ class Azurite:
         self._output: list[str] = []
         self._ready = threading.Event()
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running Azurite (None when it is not running)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> Azurite:
         """Start Azurite and wait until its three services answer."""
         if not self.executable.exists():

@@ -21,4 +21,4 @@ def deliver_partner_center_events(message: func.QueueMessage) -> None:
     # by the app's start nor by its HTTP functions.
     from ..delivery import get_delivery  # noqa: PLC0415
 
-    get_delivery().handle(message.get_body())
+    get_delivery().handle(message.get_body(), message_id=message.id)

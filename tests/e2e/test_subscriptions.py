@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from function_app import app
 from gateway.callbacks import CallbackHosts, CallbackSession
 from gateway.delivery import EventDelivery, RetrySchedule, set_delivery
+from gateway.event_store import delivery_message
 from gateway.local_queues import QueueOptions, QueueTriggerRunner
 from gateway.registry import app_functions
 from gateway.storage import (
@@ -103,8 +105,10 @@ def store_event(
     event: str = EVENT,
     customer: str | None = None,
     received_at: datetime | None = None,
+    queued: bool = True,
 ) -> str:
-    """Store an event and queue its delivery, as the receiver does (the events contract)."""
+    """Store an event and queue its delivery (unless not ``queued``), as earlier versions of
+    the receiver did: ``{"eventId"}`` alone, the delivery reading the event from its row."""
     customer = customer or str(uuid.uuid4())
     payload = {
         "EventName": event,
@@ -130,7 +134,8 @@ def store_event(
             "Enqueued": True,
         }
     )
-    storage.queue(DELIVERY_QUEUE).send_message(json.dumps({"eventId": event_id}))
+    if queued:
+        storage.queue(DELIVERY_QUEUE).send_message(json.dumps({"eventId": event_id}))
     return event_id
 
 
@@ -366,6 +371,85 @@ def test_a_duplicate_event_is_delivered_once(
         storage.queue(DELIVERY_QUEUE).send_message(json.dumps({"eventId": event_id}))
     drain(storage)
     assert [r.body["eventId"] for r in events.received_on(path)] == [event_id]
+
+
+def carried_event(storage: StorageClients, event_id: str) -> dict[str, Any]:
+    """The event's fields as the receiver's queue message carries them."""
+    row = storage.table(EVENTS_TABLE).get_entity("event", event_id)
+    return json.loads(delivery_message(event_id, row))["event"]
+
+
+def test_two_messages_of_one_event_at_once_call_each_flow_once(
+    api: requests.Session,
+    base_url: str,
+    sim: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+    delivery: EventDelivery,
+) -> None:
+    paths = [f"/workflows/race-{n}/run" for n in range(3)]
+    ids = [subscribe(api, base_url, user(sim), events.url(path)) for path in paths]
+    event_id = store_event(storage, queued=False)
+    fields = carried_event(storage, event_id)
+    start = threading.Barrier(4)
+
+    def handle(message_id: str) -> None:
+        start.wait()
+        delivery.handle(json.dumps({"eventId": event_id, "event": fields}), message_id)
+
+    threads = [threading.Thread(target=handle, args=(f"message-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for path in paths:
+        assert [r.body["eventId"] for r in events.received_on(path)] == [event_id]
+    assert {delivery_row(storage, event_id, i)["State"] for i in ids} == {"delivered"}
+    assert delivery_row(storage, event_id, "fan-out")["Message"].startswith("message-")
+
+
+def test_a_message_handed_out_again_makes_the_deliveries_it_had_claimed(
+    api: requests.Session,
+    base_url: str,
+    sim: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+    delivery: EventDelivery,
+) -> None:
+    path = "/workflows/after-a-crash/run"
+    subscription_id = subscribe(api, base_url, user(sim), events.url(path))
+    event_id = store_event(storage, queued=False)
+    # A host claimed the deliveries with message "m-1", then died before calling the flow.
+    storage.table(DELIVERIES_TABLE).create_entity(
+        {"PartitionKey": event_id, "RowKey": "fan-out", "Message": "m-1"}
+    )
+    body = json.dumps({"eventId": event_id, "event": carried_event(storage, event_id)})
+    delivery.handle(body, "m-2")  # another message of the event: not its delivery to make
+    assert events.received_on(path) == []
+    delivery.handle(body, "m-1")  # the same message, handed out again
+    assert [r.body["eventId"] for r in events.received_on(path)] == [event_id]
+    assert delivery_row(storage, event_id, subscription_id)["State"] == "delivered"
+    delivery.handle(body, "m-1")  # and once delivered, never again
+    assert len(events.received_on(path)) == 1
+
+
+def test_a_subscription_made_after_a_fan_out_gets_the_next_event(
+    api: requests.Session,
+    base_url: str,
+    sim: Simulator,
+    storage: StorageClients,
+    events: CallbackServer,
+) -> None:
+    first = "/workflows/early/run"
+    subscribe(api, base_url, user(sim), events.url(first))
+    store_event(storage)
+    events.wait_for(first, 1)
+    # The fan-out read the subscriptions of the event name; a new one must not be missed.
+    later = "/workflows/late/run"
+    subscribe(api, base_url, user(sim), events.url(later))
+    event_id = store_event(storage)
+    (got,) = events.wait_for(later, 1)
+    assert got.body["eventId"] == event_id
 
 
 def test_a_delivery_is_given_up_24_hours_after_the_event(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from gateway.delivery import RetrySchedule, notification_of
 from gateway.local_queues import QueueOptions
+from gateway.storage import StorageClients
+from gateway.subscriptions import Subscription, SubscriptionIndex, SubscriptionStore
 
 
 def test_retries_back_off_then_repeat_hourly() -> None:
@@ -81,3 +87,38 @@ def test_bad_host_json_queue_settings_are_refused(
     path.write_text(json.dumps({"extensions": {"queues": queues}}))
     with pytest.raises(ValueError, match=r"\S"):
         QueueOptions.from_host_json(path)
+
+
+class _CountingStore(SubscriptionStore):
+    """The subscriptions of every event name: one, read slowly, the reads counted."""
+
+    def __init__(self) -> None:
+        super().__init__(cast(StorageClients, None))
+        self.reads = 0
+
+    def for_event(self, event_name: str) -> list[Subscription]:
+        self.reads += 1
+        time.sleep(0.05)
+        created = datetime(2026, 12, 2, tzinfo=UTC)
+        return [Subscription(str(self.reads), "user|t|o", event_name, "https://x/", created)]
+
+
+def test_fan_outs_that_start_together_share_one_read_of_the_subscriptions() -> None:
+    store = _CountingStore()
+    index = SubscriptionIndex(store)
+    since = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: index.for_event("e", since), range(8)))
+    assert store.reads == 1
+    assert {s[0].id for s in found} == {"1"}
+    # Another event name is read on its own.
+    assert index.for_event("other", since)[0].id == "2"
+
+
+def test_a_fan_out_that_starts_after_a_read_reads_again() -> None:
+    store = _CountingStore()
+    index = SubscriptionIndex(store)
+    assert index.for_event("e", time.monotonic())[0].id == "1"
+    # A subscription may have been made since that read started: a later message reads again.
+    assert index.for_event("e", time.monotonic())[0].id == "2"
+    assert store.reads == 2

@@ -153,17 +153,45 @@ def test_the_ms_signature_header_form_is_accepted(registered: Simulator, receive
     assert stored_event(event.event_id) is not None
 
 
-def _broken_storage(queue_only: bool) -> StorageClients:
-    """Clients whose queue (and, unless ``queue_only``, table) is a port nothing listens on."""
+def _broken_storage(queue_only: bool, *, table_only: bool = False) -> StorageClients:
+    """Clients whose queue (and, unless ``queue_only``, table) is a port nothing listens on;
+    with ``table_only``, only the table is."""
     working = storage_clients().target
     closed = "http://127.0.0.1:9/devstoreaccount1"
     return StorageClients(
         replace(
             working,
             table_endpoint=working.table_endpoint if queue_only else closed,
-            queue_endpoint=closed,
+            queue_endpoint=working.queue_endpoint if table_only else closed,
         )
     )
+
+
+def test_an_event_queued_but_not_stored_is_a_5xx_and_stored_by_the_redelivery(
+    registered: Simulator,
+) -> None:
+    """The message goes out first: when the row cannot be written, Partner Center gets a 503
+    and delivers again; the event is then stored, and queued twice (the fan-out's claim makes
+    the second message deliver nothing)."""
+    name = "granular-admin-relationship-approved"
+    set_storage_clients(_broken_storage(False, table_only=True))
+    try:
+        event = fired_event(
+            registered.webhooks.fire(
+                name, resource_uri="/v1/customers/4f4f4f4f-5a5a-4b6b-8c7c-8d8d8d8d8d8d/table"
+            )
+        )
+        assert (
+            wait_for(lambda: attempts_of(registered, name), what="a delivery")[0]["status"] == 503
+        )
+    finally:
+        set_storage_clients(None)
+    wait_for(
+        lambda: [a for a in attempts_of(registered, name) if a["status"] == 200],
+        what="a successful redelivery",
+    )
+    assert stored_event(event.event_id) is not None
+    assert queued_ids().count(event.event_id) == 2
 
 
 @pytest.mark.parametrize("queue_only", [False, True], ids=["storage-down", "queue-down"])
@@ -292,3 +320,32 @@ def test_the_control_plane_drives_webhooks(
         assert skipped == {"delivered": False, "reason": "invoice-ready is not registered"}
     finally:
         client.close()
+
+
+def test_an_event_stored_but_never_queued_is_queued_by_its_redelivery(
+    registered: Simulator, api: requests.Session, receiver_url: str
+) -> None:
+    """A row an earlier receiver wrote before failing to queue the event (``Enqueued`` false):
+    the redelivery's message stays on the queue."""
+    body = json.dumps(
+        {
+            "EventName": "granular-admin-relationship-approved",
+            "ResourceUri": "/v1/customers/3e3e3e3e-4f4f-4a5a-8b6b-7c7c7c7c7c7c/gdap",
+            "ResourceName": "GranularAdminRelationship",
+            "AuditUri": None,
+            "ResourceChangeUtcDate": "2026-04-05T06:07:08.0000000Z",
+        }
+    ).encode()
+    event_id = PartnerCenterEvent.from_json(body).event_id
+    storage_clients().table("events").create_entity(
+        {"PartitionKey": "event", "RowKey": event_id, "Enqueued": False}
+    )
+    answer = api.post(receiver_url, data=body, headers=signed_headers(registered, body))
+    assert answer.status_code == 200
+    assert answer.json() == {"eventId": event_id, "duplicate": True}
+    assert queued_ids().count(event_id) == 1
+    message = storage_clients().queue(DELIVERY_QUEUE).peek_messages(max_messages=32)
+    carried = [json.loads(m.content) for m in message]
+    (ours,) = [m for m in carried if m["eventId"] == event_id]
+    assert ours["event"]["EventName"] == "granular-admin-relationship-approved"
+    assert ours["event"]["CustomerId"] == "3e3e3e3e-4f4f-4a5a-8b6b-7c7c7c7c7c7c"
