@@ -93,7 +93,7 @@ from ._tokens import (
     TokenProvider,
 )
 from ._tracing import CallTracer, UpstreamCall, set_call_tracer, traced_call
-from ._transport import build_session
+from ._transport import SharedTrustAdapter, build_session
 from ._webhook_registration import (
     GATEWAY_EVENTS,
     ValidationStatus,
@@ -181,6 +181,7 @@ __all__ = [
     "SettingRefreshTokenStore",
     "SettingSpec",
     "Settings",
+    "SharedTrustAdapter",
     "StoredRefreshToken",
     "ThrottledError",
     "TokenCache",

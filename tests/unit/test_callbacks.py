@@ -13,7 +13,7 @@ from gateway.callbacks import (
     checked_callback_url,
     normalise_host,
 )
-from partnercenter import ConfigurationError, Settings
+from partnercenter import ConfigurationError, Settings, SharedTrustAdapter
 from partnercenter._config import DEFAULT_EVENT_CALLBACK_HOSTS
 
 DEFAULT = CallbackHosts.parse(DEFAULT_EVENT_CALLBACK_HOSTS.split(","))
@@ -130,3 +130,7 @@ def test_the_session_refuses_other_hosts_and_never_follows_redirects() -> None:
     # A redirect answer is returned as it is; requests is never asked to follow it.
     assert session.max_redirects == 0
     assert isinstance(session, requests.Session)
+    # One TLS context, certifi's roots loaded once, for every callback host's connections.
+    adapter = session.get_adapter(LOGIC_APPS)
+    assert isinstance(adapter, SharedTrustAdapter)
+    assert adapter.bundle == requests.utils.DEFAULT_CA_BUNDLE_PATH
