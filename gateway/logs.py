@@ -111,12 +111,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+#: Libraries whose INFO records are per-call noise: the Azure SDK's HTTP logging policy (every
+#: Key Vault, storage and managed-identity request's URL and headers) and azure-identity's "token
+#: acquired" lines. In Azure they would be a trace each in Application Insights. Their warnings
+#: and errors still show.
+QUIET_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity")
+
+
 def configure_logging(*, json_to_stderr: bool = False, level: int = logging.INFO) -> None:
     """Install the redacting record factory (idempotent); optionally JSON lines on stderr."""
     if logging.getLogRecordFactory() is not _record_factory:
         logging.setLogRecordFactory(_record_factory)
     for name in ("gateway", "partnercenter"):
         logging.getLogger(name).setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     if json_to_stderr:
         root = logging.getLogger()
         handler = logging.StreamHandler(sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -185,3 +186,24 @@ def test_refresh_tokens_die_90_days_after_issue_on_the_simulator_clock() -> None
     assert sim.tokens.redeem(renewed) is not None
     with pytest.raises(ValueError, match="only moves forward"):
         sim.clock.advance(days=-1)
+
+
+def test_the_apps_logging_keeps_the_sdks_per_request_lines_out(
+    vault: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the app's logging, a Key Vault read through azure-identity logs no URL-and-headers
+    line per request (the SDK's HTTP logging policy) and no "token acquired" line."""
+    from gateway.logs import QUIET_LOGGERS, configure_logging  # noqa: PLC0415
+
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    configure_logging()
+    try:
+        client = _secrets(vault)
+        client.set_secret(SECRET, "value")
+        with caplog.at_level(logging.INFO):
+            assert client.get_secret(SECRET).value == "value"
+        noisy = [r for r in caplog.records if r.name.startswith(QUIET_LOGGERS)]
+        assert noisy == []
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
