@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from gateway.storage import EVENTS_TABLE, storage_clients
+from gateway.storage import DELIVERY_QUEUE, EVENTS_TABLE, storage_clients
 from simulator import Simulator
 from simulator.azurite import Azurite
 
@@ -46,7 +46,9 @@ def registered(
     receiver_url: str,
     service_env: dict[str, str],
 ) -> Iterator[Simulator]:
-    """The simulator with the app's receiver registered, retrying failed deliveries quickly."""
+    """The simulator with the app's receiver registered, retrying failed deliveries quickly, and
+    an empty delivery queue (what the test queues is all there is to peek at)."""
+    storage_clients().queue(DELIVERY_QUEUE).clear_messages()
     fresh_sim.webhooks.retry_delay = 0.05
     fresh_sim.webhooks.register(receiver_url, EVENTS)
     yield fresh_sim
